@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run a Molecule command against the container scenario with everything it needs:
+# the podman settings, the locally built image, the test fixtures and their web server.
+#
+#   scripts/molecule.sh               # molecule test (create, converge, idempotence, verify, destroy)
+#   scripts/molecule.sh converge      # any molecule subcommand
+#   AIWS_TEST_DISTRO=ubuntu24.04 AIWS_IMAGE_MIRROR=https://... scripts/molecule.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+export CONTAINERS_CONF="$top/molecule/containers.conf"
+export AIWS_TEST_DISTRO="${AIWS_TEST_DISTRO:-debian12}"
+export AIWS_FIXTURE_PORT="${AIWS_FIXTURE_PORT:-8089}"
+if [ "$(id -u)" -eq 0 ]; then default_cache=/var/cache/aiws-test; else default_cache="$HOME/.cache/aiws-test"; fi
+export AIWS_TEST_CACHE="${AIWS_TEST_CACHE:-$default_cache}"
+export PATH="$top/.venv/bin:$PATH"
+export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+[ "$(id -u)" -eq 0 ] || { echo "molecule.sh: the container tests run podman as root (systemd containers, host network); run as root" >&2; exit 2; }
+
+molecule/images/build.sh "$AIWS_TEST_DISTRO"
+tests/fixtures/build.sh
+
+python3 tests/fixtures/serve.py --root "$AIWS_TEST_CACHE/www" --port "$AIWS_FIXTURE_PORT" \
+  --log "$AIWS_TEST_CACHE/serve.log" --pidfile "$AIWS_TEST_CACHE/serve.pid" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  python3 - <<PY 2>/dev/null && break
+import urllib.request; urllib.request.urlopen("http://127.0.0.1:$AIWS_FIXTURE_PORT/", timeout=1)
+PY
+  sleep 0.2
+done
+
+molecule "${@:-test}"

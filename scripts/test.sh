@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test, in order of cost: lint, syntax, unit tests, then the container scenario.
+#   scripts/test.sh            # all of it (what CI runs)
+#   scripts/test.sh --fast     # everything but the container scenario
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+fast=false
+[ "${1:-}" = "--fast" ] && fast=true
+
+step() { printf '\n=== %s\n' "$*"; }
+started=$(date +%s)
+
+step "bootstrap"
+scripts/bootstrap.sh --test
+export PATH="$top/.venv/bin:$PATH"
+
+step "yamllint"
+yamllint --strict .
+
+step "ansible-lint (production profile)"
+ansible-lint --profile production
+
+step "ansible-playbook --syntax-check / --list-tasks"
+ansible-playbook site.yml -i lab --syntax-check
+ansible-playbook site.yml -i lab --list-tasks >/dev/null
+ansible-playbook playbooks/plan.yml -i lab --syntax-check
+
+step "pytest (unit tests)"
+python -m pytest tests
+
+if ! $fast; then
+  step "molecule test (container scenario)"
+  scripts/molecule.sh test
+fi
+step "all tests passed in $(( $(date +%s) - started ))s"
