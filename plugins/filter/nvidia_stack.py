@@ -22,8 +22,8 @@ description:
     (C(nvidia-open-580) or C(cuda-drivers-580)) and says why.
   - Malformed or out-of-scope options raise an error naming the option and its allowed values. A valid request the
     hardware or the distribution cannot meet returns C(supported=false) with reasons, never an error.
-  - With no GPU the plan is toolkit-only: C(supported=true), driver fields null and the reason
-    C(no NVIDIA GPU detected or declared: driver skipped).
+  - "With no GPU the plan is toolkit-only: C(supported=true), driver fields null and the reason
+    C(no NVIDIA GPU detected or declared: driver skipped)."
 options:
   _input:
     description: The list returned by P(nvidia_gpus#filter) (dictionaries with C(pci_id) and/or C(arch)).
