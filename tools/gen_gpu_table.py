@@ -136,11 +136,16 @@ def system_mirror() -> str:
 
 def _apt_options(cache: Path) -> list[str]:
     return [
-        "-o", f"Dir::Etc::SourceList={cache / 'sources.list'}",
-        "-o", "Dir::Etc::SourceParts=/dev/null",
-        "-o", f"Dir::State::Lists={cache / 'lists'}",
-        "-o", f"Dir::Cache={cache / 'apt'}",
-        "-o", "APT::Sandbox::User=root",
+        "-o",
+        f"Dir::Etc::SourceList={cache / 'sources.list'}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={cache / 'lists'}",
+        "-o",
+        f"Dir::Cache={cache / 'apt'}",
+        "-o",
+        "APT::Sandbox::User=root",
     ]
 
 
@@ -166,9 +171,7 @@ def _dpkg_cmp(a: str, b: str) -> int:
 
 def newest_version(apt: list[str], package: str) -> tuple[str, str]:
     """Return (version, suite line) of the newest ``package`` in the private sources."""
-    out = subprocess.run(
-        ["apt-cache", *apt, "madison", package], check=True, capture_output=True, text=True
-    ).stdout
+    out = subprocess.run(["apt-cache", *apt, "madison", package], check=True, capture_output=True, text=True).stdout
     versions: dict[str, str] = {}
     for line in out.splitlines():
         parts = [p.strip() for p in line.split("|")]
@@ -186,7 +189,9 @@ def download_member(apt: list[str], cache: Path, package: str, version: str, mem
     debs = cache / "debs"
     subprocess.run(
         ["apt-get", *apt, "-q", "download", f"{package}={version}"],
-        check=True, cwd=debs, stdout=subprocess.DEVNULL,
+        check=True,
+        cwd=debs,
+        stdout=subprocess.DEVNULL,
     )
     safe = version.replace(":", "%3a")
     matches = sorted(debs.glob(f"{package}_{safe}_*.deb"))
@@ -346,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for dev in table.values():
         counts[dev.arch] = counts.get(dev.arch, 0) + 1
-    meta = {
+    meta: dict[str, object] = {
         "generator": "tools/gen_gpu_table.py",
         "driver_data": {**driver, "file": DRIVER_JSON_MEMBER, "entries": len(chips)},
         "pci_ids": {**pci_meta, "file": PCI_IDS_MEMBER},

@@ -30,7 +30,17 @@ NVIDIA_VENDOR = "10de"
 #: PCI class codes of display functions (VGA, 3D controller, display controller)
 DISPLAY_CLASSES = frozenset({"0300", "0302", "0380"})
 ARCHITECTURES = (
-    "legacy", "kepler", "maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper", "blackwell", "unknown",
+    "legacy",
+    "kepler",
+    "maxwell",
+    "pascal",
+    "volta",
+    "turing",
+    "ampere",
+    "ada",
+    "hopper",
+    "blackwell",
+    "unknown",
 )
 
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -38,14 +48,13 @@ _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # `[domain:]bus:dev.fn` anywhere in a line (IOMMU listings prefix it with text)
 _SLOT = r"(?P<slot>(?:[0-9A-Fa-f]{4,8}:)?[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # lspci -nn:  01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)
-_NN_RE = re.compile(
-    r"(?:^|\s)" + _SLOT + r"\s+(?P<cls>[^\[\]]*?)\s*\[(?P<code>[0-9A-Fa-f]{4})\]\s*:\s*(?P<rest>.*)$"
-)
+_NN_RE = re.compile(r"(?:^|\s)" + _SLOT + r"\s+(?P<cls>[^\[\]]*?)\s*\[(?P<code>[0-9A-Fa-f]{4})\]\s*:\s*(?P<rest>.*)$")
 # lspci -n:   01:00.0 0300: 10de:2684 (rev a1)
 _N_RE = re.compile(
     r"(?:^|\s)" + _SLOT + r"\s+(?P<code>[0-9A-Fa-f]{4}):\s+(?P<vid>[0-9A-Fa-f]{4}):(?P<did>[0-9A-Fa-f]{4})\b"
 )
-# lspci -mmnn: 01:00.0 "VGA compatible controller [0300]" "NVIDIA Corporation [10de]" "AD102 [GeForce RTX 4090] [2684]" ...
+# lspci -mmnn: 01:00.0 "VGA compatible controller [0300]" "NVIDIA Corporation [10de]"
+#              "AD102 [GeForce RTX 4090] [2684]" ...
 _MM_RE = re.compile(
     r"(?:^|\s)" + _SLOT + r'\s+"[^"]*\[(?P<code>[0-9A-Fa-f]{4})\]"\s+"[^"]*\[(?P<vid>[0-9A-Fa-f]{4})\]"\s+'
     r'"(?P<name>[^"]*?)\s*\[(?P<did>[0-9A-Fa-f]{4})\]"'
@@ -63,7 +72,7 @@ DECLARED_RE = re.compile(r"^\s*(?:(?:0x)?(?P<vid>[0-9A-Fa-f]{4}):)?(?:0x)?(?P<di
 def policy() -> dict[str, Any]:
     """nvidia_policy.yml, parsed once."""
     with open(POLICY_FILE, encoding="utf-8") as handle:
-        data: dict[str, Any] = yaml.load(handle, Loader=_SafeLoader)  # noqa: S506 - safe loader
+        data: dict[str, Any] = yaml.load(handle, Loader=_SafeLoader)
     return data
 
 
@@ -71,7 +80,7 @@ def policy() -> dict[str, Any]:
 def overlay() -> dict[str, Any]:
     """nvidia_overlay.yml, parsed once."""
     with open(OVERLAY_FILE, encoding="utf-8") as handle:
-        data: dict[str, Any] = yaml.load(handle, Loader=_SafeLoader)  # noqa: S506 - safe loader
+        data: dict[str, Any] = yaml.load(handle, Loader=_SafeLoader)
     return data
 
 
@@ -118,13 +127,20 @@ def devices() -> dict[str, dict[str, Any]]:
     extra: dict[str, Any] = ovl.get("devices") or {}
     merged: dict[str, dict[str, Any]] = {}
     for devid, row in raw["devices"].items():
-        info = dict(zip(fields, row))
+        info = dict(zip(fields, row, strict=True))
         merged[devid] = info
     for devid, row in extra.items():
         key = str(devid).lower()
         info = merged.setdefault(
             key,
-            {"name": None, "chip": None, "arch": "unknown", "legacy_branch": None, "kernelopen": None, "source": "overlay"},
+            {
+                "name": None,
+                "chip": None,
+                "arch": "unknown",
+                "legacy_branch": None,
+                "kernelopen": None,
+                "source": "overlay",
+            },
         )
         for field in ("name", "chip", "arch", "legacy_branch"):
             if row.get(field) is not None:

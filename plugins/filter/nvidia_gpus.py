@@ -1,6 +1,7 @@
 # Copyright (c) aiws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+# ruff: noqa: E402  (imports follow the documentation blocks, ansible style)
 
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ def nvidia_gpus(data: Any) -> list[dict[str, Any]]:
     """Return the NVIDIA GPUs found in lspci text, lspci lines or declared PCI IDs."""
     common = load_common()
     if isinstance(data, str):
-        return common.gpus_from_lines([data], declared_ok=False)
+        found: list[dict[str, Any]] = common.gpus_from_lines([data], declared_ok=False)
+        return found
     if isinstance(data, Sequence) and not isinstance(data, (bytes, bytearray)):
         for index, item in enumerate(data):
             if not isinstance(item, str):
@@ -107,7 +109,8 @@ def nvidia_gpus(data: Any) -> list[dict[str, Any]]:
                     f"nvidia_gpus expects lspci text or a list of strings (lspci lines or PCI IDs such as '10de:2684');"
                     f" item {index} is {type(item).__name__}"
                 )
-        return common.gpus_from_lines(data, declared_ok=True)
+        mixed: list[dict[str, Any]] = common.gpus_from_lines(data, declared_ok=True)
+        return mixed
     raise AnsibleFilterError(
         "nvidia_gpus expects lspci text or a list of strings (lspci lines or PCI IDs such as '10de:2684');"
         f" got {type(data).__name__}"

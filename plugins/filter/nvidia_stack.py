@@ -1,6 +1,7 @@
 # Copyright (c) aiws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+# ruff: noqa: E402  (imports follow the documentation blocks, ansible style)
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ options:
   driver_branch:
     description:
       - Force a driver branch (an integer such as C(580)). Null lets the filter choose.
-      - A branch that Ubuntu only carries as a transitional package is resolved to the branch it installs, with a reason.
+      - A branch that Ubuntu only carries as a transitional package is resolved to the branch it installs,
+        with a reason.
     type: int
   flavor:
     description: Kernel modules. C(auto) chooses open when every GPU supports it and the branch is 560 or newer.
@@ -103,7 +105,8 @@ _value:
       description: Chosen cuDNN release C(9.N), or null.
       type: str
     cuda_repo:
-      description: Directory of NVIDIA's CUDA repository for the distribution (C(ubuntu2204), C(ubuntu2404), C(debian12)).
+      description:
+        - Directory of NVIDIA's CUDA repository for the distribution (C(ubuntu2204), C(ubuntu2404), C(debian12)).
       type: str
     packages:
       description:
@@ -256,8 +259,13 @@ def _resolve(gpus: Sequence[Any], common: ModuleType, pol: dict[str, Any]) -> li
         cc = item.get("compute_capability") or info.get("cc")
         name = str(item.get("name") or info.get("name") or pci_id or arch)
         rules = arch_pol.get(arch)
-        gpu = Gpu(pci_id=pci_id, name=name, arch=arch, cc=str(cc) if cc else None,
-                  label=str(rules.get("label", arch)) if rules else "unknown architecture")
+        gpu = Gpu(
+            pci_id=pci_id,
+            name=name,
+            arch=arch,
+            cc=str(cc) if cc else None,
+            label=str(rules.get("label", arch)) if rules else "unknown architecture",
+        )
         if rules is None:
             gpu.cuda12 = False
         elif not rules.get("cuda12", False):
@@ -364,9 +372,7 @@ def nvidia_stack(
     distros: dict[str, Any] = pol["distros"]
 
     if isinstance(gpus, (str, bytes)) or not isinstance(gpus, Sequence):
-        raise AnsibleFilterError(
-            f"nvidia_stack expects the list returned by nvidia_gpus; got {type(gpus).__name__}"
-        )
+        raise AnsibleFilterError(f"nvidia_stack expects the list returned by nvidia_gpus; got {type(gpus).__name__}")
     cuda_req = _check_cuda(cuda, list(cuda_releases), str(pol["cuda"]["major"]))
     cudnn_req = _check_cudnn(cudnn, list(cudnn_releases), str(pol["cudnn"]["major"]))
     forced = _check_branch(driver_branch, [int(b) for b in pol["known_branches"]])
@@ -473,9 +479,7 @@ def nvidia_stack(
         return plan
 
     archs = {g.arch for g in current}
-    cudnn_list = (
-        sorted(cudnn_releases, key=_ver, reverse=True) if cudnn_req == pol["cudnn"]["major"] else [cudnn_req]
-    )
+    cudnn_list = sorted(cudnn_releases, key=_ver, reverse=True) if cudnn_req == pol["cudnn"]["major"] else [cudnn_req]
 
     def pick_cudnn(cuda_ver: str) -> str | None:
         return next((c for c in cudnn_list if _cudnn_fit(cudnn_releases[c], cuda_ver, archs)), None)
@@ -485,9 +489,22 @@ def nvidia_stack(
         reasons.append("no NVIDIA GPU detected or declared: driver skipped")
         if forced is not None or flavor != "auto":
             reasons.append("driver_branch and flavor are ignored without a GPU")
-        chosen_cuda = next((c for c in ok_cuda if pick_cudnn(c)), ok_cuda[0])
-        return _finish(plan, pol, dist, distro, None, None, chosen_cuda, pick_cudnn(chosen_cuda), cuda_req,
-                       cudnn_req, server_b, current, reasons)
+        toolkit = next((c for c in ok_cuda if pick_cudnn(c)), ok_cuda[0])
+        return _finish(
+            plan,
+            pol,
+            dist,
+            distro,
+            None,
+            None,
+            toolkit,
+            pick_cudnn(toolkit),
+            cuda_req,
+            cudnn_req,
+            server_b,
+            current,
+            reasons,
+        )
 
     # --- driver branch
     cands = _distro_candidates(dist, distro, forced, server_b, reasons)
@@ -578,8 +595,21 @@ def nvidia_stack(
                 f"warning: open kernel modules on GeForce/workstation GPUs ({', '.join(geforce)}) were {stage}"
                 f" quality in the {chosen.branch} branch{extra}; they are supported from {default_from}"
             )
-    return _finish(plan, pol, dist, distro, chosen, chosen_flavor, chosen_cuda, pick_cudnn(chosen_cuda), cuda_req,
-                   cudnn_req, server_b, current, reasons)
+    return _finish(
+        plan,
+        pol,
+        dist,
+        distro,
+        chosen,
+        chosen_flavor,
+        chosen_cuda,
+        pick_cudnn(chosen_cuda),
+        cuda_req,
+        cudnn_req,
+        server_b,
+        current,
+        reasons,
+    )
 
 
 def _finish(

@@ -95,7 +95,8 @@ def test_every_current_device_gets_a_stack_obeying_the_rules(distro: str) -> Non
         cudnn = result["cudnn_version"]
         assert arch in CUDNN[cudnn]["architectures"], devid
         low, high = CUDNN[cudnn]["cuda12"]
-        assert tuple(map(int, low.split("."))) <= tuple(map(int, cuda.split("."))) <= tuple(map(int, high.split(".")))
+        version = tuple(map(int, cuda.split(".")))
+        assert tuple(map(int, low.split("."))) <= version <= tuple(map(int, high.split(".")))
         if arch == "blackwell":
             assert tuple(map(int, cuda.split("."))) >= (12, 8) and branch >= 570
         if arch in ("maxwell", "pascal", "volta"):
@@ -109,8 +110,15 @@ def test_policy_has_no_cuda_12_7_and_is_monotonic() -> None:
     branches = [CUDA[v]["min_branch"] for v in sorted(CUDA, key=lambda v: tuple(map(int, v.split("."))))]
     assert branches == sorted(branches)
     assert {k: v["min_branch"] for k, v in CUDA.items()} == {
-        "12.0": 525, "12.1": 530, "12.2": 535, "12.3": 545, "12.4": 550,
-        "12.5": 555, "12.6": 560, "12.8": 570, "12.9": 575,
+        "12.0": 525,
+        "12.1": 530,
+        "12.2": 535,
+        "12.3": 545,
+        "12.4": 550,
+        "12.5": 555,
+        "12.6": 560,
+        "12.8": 570,
+        "12.9": 575,
     }
 
 
@@ -135,22 +143,37 @@ def test_generator_offline_on_tiny_inputs(tmp_path: Path) -> None:
         "chips": [
             {"devid": "0x2684", "name": "NVIDIA GeForce RTX 4090", "features": ["kernelopen"]},
             {"devid": "0x1180", "name": "GeForce GTX 680", "legacybranch": "470.xx", "features": []},
-            {"devid": "0x2330", "subdevid": "0x16C1", "subvendorid": "0x10DE", "name": "NVIDIA H100 80GB HBM3",
-             "features": ["kernelopen"]},
+            {
+                "devid": "0x2330",
+                "subdevid": "0x16C1",
+                "subvendorid": "0x10DE",
+                "name": "NVIDIA H100 80GB HBM3",
+                "features": ["kernelopen"],
+            },
         ]
     }
     (tmp_path / "gpus.json.gz").write_bytes(gzip.compress(json.dumps(chips).encode()))
     (tmp_path / "pci.ids").write_text(
         "# comment\n10de  NVIDIA Corporation\n\t1180  GK104 [GeForce GTX 680]\n\t2684  AD102 [GeForce RTX 4090]\n"
-        "\t22ba  AD102 High Definition Audio Controller\n\t22a3  GH100 [H100 NVSwitch]\n\t2b85  GB202 [GeForce RTX 5090]\n"
+        "\t22ba  AD102 High Definition Audio Controller\n\t22a3  GH100 [H100 NVSwitch]\n"
+        "\t2b85  GB202 [GeForce RTX 5090]\n"
         "\t3000  GR100 [Reserved Dev ID A]\n\t2330  GH100 [H100 SXM5 80GB]\n10df  Emulex Corporation\n",
         encoding="utf-8",
     )
     out = tmp_path / "table.json"
     subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "gen_gpu_table.py"), "--driver-json", str(tmp_path / "gpus.json.gz"),
-         "--pci-ids", str(tmp_path / "pci.ids"), "--output", str(out)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(ROOT / "tools" / "gen_gpu_table.py"),
+            "--driver-json",
+            str(tmp_path / "gpus.json.gz"),
+            "--pci-ids",
+            str(tmp_path / "pci.ids"),
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     table = json.loads(out.read_text(encoding="utf-8"))
     assert set(table["devices"]) == {"1180", "2330", "2684", "2b85"}
@@ -169,7 +192,11 @@ def _ansible(tool: str) -> str:
 @pytest.mark.parametrize("name", ["nvidia_gpus", "nvidia_stack"])
 def test_ansible_doc(name: str) -> None:
     run = subprocess.run(
-        [_ansible("ansible-doc"), "-t", "filter", name], cwd=ROOT, env=ANSIBLE_ENV, capture_output=True, text=True,
+        [_ansible("ansible-doc"), "-t", "filter", name],
+        cwd=ROOT,
+        env=ANSIBLE_ENV,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
@@ -178,7 +205,11 @@ def test_ansible_doc(name: str) -> None:
 
 def test_loader_neither_warns_nor_lists_helper() -> None:
     run = subprocess.run(
-        [_ansible("ansible-doc"), "-t", "filter", "-l"], cwd=ROOT, env=ANSIBLE_ENV, capture_output=True, text=True,
+        [_ansible("ansible-doc"), "-t", "filter", "-l"],
+        cwd=ROOT,
+        env=ANSIBLE_ENV,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
@@ -187,8 +218,11 @@ def test_loader_neither_warns_nor_lists_helper() -> None:
 
 
 def test_filters_render_in_a_playbook(tmp_path: Path) -> None:
-    lspci = json.dumps(nvidia_lspci := (FILTER_DIR.parent.parent / "tests" / "unit" / "fixtures" / "lspci"
-                                        / "hgx_8x_h100.txt").read_text(encoding="utf-8"))
+    lspci = json.dumps(
+        nvidia_lspci := (
+            FILTER_DIR.parent.parent / "tests" / "unit" / "fixtures" / "lspci" / "hgx_8x_h100.txt"
+        ).read_text(encoding="utf-8")
+    )
     assert nvidia_lspci
     playbook = tmp_path / "play.yml"
     playbook.write_text(
@@ -225,7 +259,11 @@ def test_filters_render_in_a_playbook(tmp_path: Path) -> None:
     )
     run = subprocess.run(
         [_ansible("ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)],
-        cwd=ROOT, env=ANSIBLE_ENV, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=ANSIBLE_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "failed=0" in run.stdout

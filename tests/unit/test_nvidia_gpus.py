@@ -116,7 +116,8 @@ def test_list_of_lines_equals_text() -> None:
     "line",
     [
         "01:00.0 0300: 10de:2684 (rev a1)",
-        '01:00.0 "VGA compatible controller [0300]" "NVIDIA Corporation [10de]" "AD102 [GeForce RTX 4090] [2684]" -ra1 "" ""',
+        '01:00.0 "VGA compatible controller [0300]" "NVIDIA Corporation [10de]" "AD102 [GeForce RTX 4090] [2684]"'
+        ' -ra1 "" ""',
         "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)\r",
         "  01:00.0 VGA compatible controller [0300]: NVIDIA Corporation Device [10de:2684]",
         "01:00.0 Display controller [0380]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)",
@@ -153,7 +154,7 @@ def test_declared_ids() -> None:
 
 
 def test_declared_ids_after_lspci_lines() -> None:
-    lines = read_lspci("desktop_rtx4090").splitlines() + ["10de:2b85"]
+    lines = [*read_lspci("desktop_rtx4090").splitlines(), "10de:2b85"]
     gpus = nvidia_gpus(lines)
     assert [g["slot"] for g in gpus] == ["0000:01:00.0", None]
 
@@ -205,9 +206,10 @@ def test_result_shape() -> None:
 def sixteen_gpu_lspci() -> str:
     lines = []
     for index in range(16):
-        lines.append(f"{0x10 + index:02x}:00.0 3D controller [0302]: NVIDIA Corporation GH100 [H100 SXM5 80GB] [10de:2330] (rev a1)")
-        lines.append(f"{0x10 + index:02x}:00.1 Bridge [0680]: NVIDIA Corporation GH100 [H100 NVSwitch] [10de:22a3] (rev a1)")
-        lines.append(f"{0x80 + index:02x}:00.0 Infiniband controller [0207]: Mellanox Technologies MT2910 Family [ConnectX-7] [15b3:1021]")
+        gpu, nic = f"{0x10 + index:02x}", f"{0x80 + index:02x}"
+        lines.append(f"{gpu}:00.0 3D controller [0302]: NVIDIA Corporation GH100 [H100 SXM5 80GB] [10de:2330] (rev a1)")
+        lines.append(f"{gpu}:00.1 Bridge [0680]: NVIDIA Corporation GH100 [H100 NVSwitch] [10de:22a3] (rev a1)")
+        lines.append(f"{nic}:00.0 Infiniband controller [0207]: Mellanox Technologies MT2910 [ConnectX-7] [15b3:1021]")
     return "\n".join(lines)
 
 

@@ -12,8 +12,18 @@ from nvidia_gpus import nvidia_gpus
 from nvidia_stack import FilterModule, nvidia_stack
 
 KEYS = {
-    "supported", "driver_branch", "driver_flavor", "driver_repo", "cuda_version", "cudnn_version", "cuda_repo",
-    "packages", "ubuntu_drivers", "gpus", "architectures", "reasons",
+    "supported",
+    "driver_branch",
+    "driver_flavor",
+    "driver_repo",
+    "cuda_version",
+    "cudnn_version",
+    "cuda_repo",
+    "packages",
+    "ubuntu_drivers",
+    "gpus",
+    "architectures",
+    "reasons",
 }
 
 # one representative device per architecture: (pci id, arch)
@@ -89,9 +99,10 @@ def test_no_gpu_gives_toolkit_only_plan() -> None:
     assert result["packages"]["cuda"] == ["cuda-toolkit-12-9"]
     assert result["cudnn_version"] == "9.17"
     assert "no NVIDIA GPU detected or declared: driver skipped" in result["reasons"]
-    assert nvidia_stack(nvidia_gpus(read_lspci("t4_matrox_server").replace("NVIDIA", "x").replace("10de", "1234")))[
-        "gpus"
-    ] == 0
+    assert (
+        nvidia_stack(nvidia_gpus(read_lspci("t4_matrox_server").replace("NVIDIA", "x").replace("10de", "1234")))["gpus"]
+        == 0
+    )
 
 
 def test_server_packages_and_ubuntu_drivers_gpgpu() -> None:
@@ -242,8 +253,12 @@ def test_cudnn_limits() -> None:
     assert plan([CURRENT["ada"]], cudnn="9.0")["supported"] is False  # ubuntu2404 starts at 12.5
     packages = plan([CURRENT["pascal"]])["packages"]["cudnn"]
     assert packages == [
-        "cudnn9-cuda-12=9.10.*", "libcudnn9-cuda-12=9.10.*", "libcudnn9-dev-cuda-12=9.10.*",
-        "libcudnn9-headers-cuda-12=9.10.*", "libcudnn9-samples=9.10.*", "libfreeimage-dev",
+        "cudnn9-cuda-12=9.10.*",
+        "libcudnn9-cuda-12=9.10.*",
+        "libcudnn9-dev-cuda-12=9.10.*",
+        "libcudnn9-headers-cuda-12=9.10.*",
+        "libcudnn9-samples=9.10.*",
+        "libfreeimage-dev",
     ]
 
 
