@@ -1,0 +1,124 @@
+# Copyright (c) aiws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# ruff: noqa: E402  (imports follow the documentation blocks, ansible style)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: nvidia_gpus
+short_description: List the NVIDIA GPUs in C(lspci -nn) output or in declared PCI IDs
+version_added: 0.1.0
+author: aiws contributors
+description:
+  - Finds every NVIDIA GPU function (PCI class VGA compatible controller C(0300), 3D controller C(0302) or
+    Display controller C(0380)) in the text of C(lspci -nn), C(lspci -Dnn), C(lspci -n), C(lspci -mmnn) or an
+    IOMMU group listing, and classifies it by its PCI device ID.
+  - HDMI audio, USB, UCSI, NVSwitch and bridge functions are never counted; other vendors (ASPEED or Matrox BMC
+    VGA, Intel or AMD graphics) are ignored.
+  - Alternatively takes a list of declared PCI IDs such as C(10de:2684) for hosts whose GPUs are not installed yet.
+  - The device table is generated from NVIDIA's C(supported-gpus.json) and C(pci.ids) by C(tools/gen_gpu_table.py);
+    compute capabilities and other missing facts come from C(data/nvidia_overlay.yml).
+  - Odd text never raises; text without NVIDIA GPUs gives an empty list.
+options:
+  _input:
+    description:
+      - Text of C(lspci -nn) (for example a registered C(stdout)), or a list of its lines (C(stdout_lines)),
+        or a list of declared PCI IDs (C(10de:2684), C(10DE:2684), C(0x2684) or C(2684)). Lines and IDs may be mixed.
+    type: raw
+    required: true
+seealso:
+  - plugin: nvidia_stack
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Read the PCI devices
+  ansible.builtin.command: lspci -nn
+  register: aiws_lspci
+  changed_when: false
+
+- name: Classify the GPUs
+  ansible.builtin.set_fact:
+    aiws_gpus: "{{ aiws_lspci.stdout | nvidia_gpus }}"
+  # [{"slot": "0000:01:00.0", "pci_id": "10de:2684", "name": "NVIDIA GeForce RTX 4090",
+  #   "arch": "ada", "compute_capability": "8.9"}]
+
+- name: Plan for GPUs that are not installed yet
+  ansible.builtin.set_fact:
+    aiws_gpus: "{{ ['10de:2330'] * 8 | nvidia_gpus }}"
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - One dictionary per NVIDIA GPU function, lspci functions in bus order, then declared IDs in the order given.
+    - C(slot) is the PCI address with domain (C(0000:01:00.0)), or null for a declared ID.
+    - C(pci_id) is C(10de:XXXX) in lower case.
+    - C(name) is NVIDIA's marketing name from the table, else the name lspci printed.
+    - C(arch) is one of C(kepler), C(maxwell), C(pascal), C(volta), C(turing), C(ampere), C(ada), C(hopper),
+      C(blackwell), C(legacy) (Fermi and older) or C(unknown) (an NVIDIA device the table does not know).
+    - C(compute_capability) is a string such as C(8.9), or null when unknown.
+  type: list
+  elements: dictionary
+"""
+
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+
+def load_common() -> ModuleType:
+    """Load the shared helper beside this file once, under the fixed name ``_aiws_nvidia``.
+
+    Ansible imports filter files under synthetic module names, so a plain
+    ``import _aiws_nvidia`` only works when this directory is on sys.path.
+    """
+    name = "_aiws_nvidia"
+    module = sys.modules.get(name)
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # pragma: no cover
+            raise AnsibleFilterError(f"nvidia_gpus: cannot load its helper {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[name]
+            raise
+    return module
+
+
+def nvidia_gpus(data: Any) -> list[dict[str, Any]]:
+    """Return the NVIDIA GPUs found in lspci text, lspci lines or declared PCI IDs."""
+    common = load_common()
+    if isinstance(data, str):
+        found: list[dict[str, Any]] = common.gpus_from_lines([data], declared_ok=False)
+        return found
+    if isinstance(data, Sequence) and not isinstance(data, (bytes, bytearray)):
+        for index, item in enumerate(data):
+            if not isinstance(item, str):
+                raise AnsibleFilterError(
+                    f"nvidia_gpus expects lspci text or a list of strings (lspci lines or PCI IDs such as '10de:2684');"
+                    f" item {index} is {type(item).__name__}"
+                )
+        mixed: list[dict[str, Any]] = common.gpus_from_lines(data, declared_ok=True)
+        return mixed
+    raise AnsibleFilterError(
+        "nvidia_gpus expects lspci text or a list of strings (lspci lines or PCI IDs such as '10de:2684');"
+        f" got {type(data).__name__}"
+    )
+
+
+class FilterModule:
+    """Ansible filter plugin entry point."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"nvidia_gpus": nvidia_gpus}
