@@ -1,0 +1,49 @@
+"""cuDNN 9 matched to CUDA 12, kept on the plan's minor release."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+# The plan picks 9.10 for the Pascal card (its last cuDNN); the Ada host pins 9.14 in its group_vars.
+EXPECTED = {"aiws-ada": "9.14", "aiws-pascal": "9.10"}
+
+
+@pytest.fixture()
+def minor(host) -> str:
+    return EXPECTED[host.check_output("hostname").strip()]
+
+
+@pytest.mark.parametrize("name", ["cudnn9-cuda-12", "libcudnn9-cuda-12", "libcudnn9-dev-cuda-12", "libcudnn9-headers-cuda-12", "libcudnn9-samples"])
+def test_cudnn_packages_on_the_planned_minor(host, minor: str, name: str) -> None:
+    package = host.package(name)
+    assert package.is_installed
+    assert package.version.startswith(minor + ".")
+
+
+def test_header_reports_the_planned_version(host, minor: str) -> None:
+    header = host.file("/usr/include/x86_64-linux-gnu/cudnn_version.h")
+    assert header.exists
+    major, minor_number = minor.split(".")
+    assert f"#define CUDNN_MAJOR {major}" in header.content_string
+    assert f"#define CUDNN_MINOR {minor_number}" in header.content_string
+
+
+def test_apt_stays_on_the_minor_release(host, minor: str) -> None:
+    pin = host.file("/etc/apt/preferences.d/aiws-cudnn").content_string
+    assert f"Pin: version {minor}.*" in pin
+    candidate = host.check_output("apt-cache policy libcudnn9-cuda-12 | awk '/Candidate/ {print $2}'")
+    assert candidate.startswith(minor + ".")
+
+
+def test_samples_are_installed_for_the_mnist_check(host) -> None:
+    assert host.file("/usr/src/cudnn_samples_v9/mnistCUDNN/Makefile").exists
+    assert host.package("libfreeimage-dev").is_installed
+
+
+def test_fact_records_cudnn(host, minor: str) -> None:
+    fact = json.loads(host.file("/etc/ansible/facts.d/aiws_cudnn.fact").content_string)
+    assert fact["version"] == minor
+    assert fact["package_version"].startswith(minor + ".")
+    assert fact["cuda_major"] == "12"
