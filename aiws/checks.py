@@ -166,7 +166,7 @@ def plan_probes(
     cuda = {"run": cuda_fact is not None, "reason": None if cuda_fact else _stage_missing("cuda"), "flags": _sm_flags(plan)}
     cuda_run = {
         "run": cuda["run"] and gpu["run"],
-        "reason": cuda["reason"] or gpu_reason,
+        "reason": gpu_reason or cuda["reason"],  # a GPU check: no GPU is the reason that matters
     }
 
     cudnn_fact = _fact(facts, "cudnn")

@@ -29,10 +29,26 @@ STAGE_OF = {
 }
 
 
+_CACHE: dict[str, tuple[dict[str, Any], set[str], str]] = {}
+
+
+def _state(host) -> tuple[dict[str, Any], set[str], str]:
+    """verify.json, the stage facts present and the scratch directories left, read once per host."""
+    name = host.backend.get_hostname()
+    if name not in _CACHE:
+        out = host.run(
+            "stat -c '%U %a' /var/lib/aiws/verify.json; echo '@@'; cat /var/lib/aiws/verify.json; echo '@@';"
+            " ls /etc/ansible/facts.d 2>/dev/null; echo '@@'; ls -d /tmp/aiws-cuda.* /tmp/aiws-cudnn.* 2>/dev/null; true"
+        ).stdout
+        owner_mode, content, facts, scratch = out.split("@@\n")
+        assert owner_mode.split() == ["root", "644"], owner_mode
+        present = {n.removesuffix(".fact") for n in facts.split() if n.endswith(".fact")}
+        _CACHE[name] = (json.loads(content), present, scratch.strip())
+    return _CACHE[name]
+
+
 def _result(host) -> dict[str, Any]:
-    f = host.file("/var/lib/aiws/verify.json")
-    assert f.is_file and f.user == "root" and f.mode == 0o644
-    return json.loads(f.content_string)
+    return _state(host)[0]
 
 
 def _kind(host) -> str:
@@ -41,8 +57,7 @@ def _kind(host) -> str:
 
 
 def _facts(host) -> set[str]:
-    out = host.run("ls /etc/ansible/facts.d 2>/dev/null").stdout.split()
-    return {n.removesuffix(".fact") for n in out if n.endswith(".fact")}
+    return _state(host)[1]
 
 
 def test_result_is_stored_with_exactly_the_containers_checks(host) -> None:
@@ -87,7 +102,7 @@ def test_nvcc_check_reports_the_planned_cuda_when_the_toolkit_is_installed(host)
 
 
 def test_verification_left_no_scratch_directories(host) -> None:
-    assert host.run("ls -d /tmp/aiws-cuda.* /tmp/aiws-cudnn.* 2>/dev/null").stdout == ""
+    assert _state(host)[2] == ""
 
 
 def _report() -> dict[str, Any]:
