@@ -481,6 +481,7 @@ def _judge_conda(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dict
     exp_channels = ", ".join(want) if want else "the official channels (mirror profile official)"
     checks: list[dict[str, Any]] = []
     info = None
+    hint: str | None
     if not conda["run"]:
         checks.append(_skip("conda_info", conda["reason"], "conda info --json works"))
         checks.append(_skip("conda_channels", conda["reason"], exp_channels))

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"aiws.report: the run ended {status} (rc={rc}) before any host was reached:", file=sys.stderr)
             print(runner.stdout.read()[-4000:] if runner.stdout else "", file=sys.stderr)
             return 2
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     data = fleet.fleet_report(collector.hosts, collector.results, collector.problems, generated, "python -m aiws.report")
     out_dir = Path(args.out) if args.out else REPO / "reports"
     paths = fleet.write_report(data, out_dir)

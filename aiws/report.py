@@ -155,8 +155,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"# aiws fleet report — {report['generated']}",
         "",
-        f"{s['hosts']} host(s): {s['passed']} passed, {s['failed']} failed a check, {s['unverified']} not verified. "
-        f"Checks: {s['checks']['pass']} passed, {s['checks']['fail']} failed, {s['checks']['skip']} skipped.",
+        (
+            f"{s['hosts']} host(s): {s['passed']} passed, {s['failed']} failed a check, {s['unverified']} not verified. "
+            f"Checks: {s['checks']['pass']} passed, {s['checks']['fail']} failed, {s['checks']['skip']} skipped."
+        ),
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
@@ -219,9 +221,11 @@ def render_html(report: Mapping[str, Any]) -> str:
         "</head>",
         "<body>",
         f"<h1>aiws fleet report — {_h(report['generated'])}</h1>",
-        f'<p class="summary" id="summary">{s["hosts"]} host(s): {s["passed"]} passed, {s["failed"]} failed a check, '
-        f"{s['unverified']} not verified. Checks: {s['checks']['pass']} passed, {s['checks']['fail']} failed, "
-        f"{s['checks']['skip']} skipped.</p>",
+        (
+            f'<p class="summary" id="summary">{s["hosts"]} host(s): {s["passed"]} passed, {s["failed"]} failed a check, '
+            f"{s['unverified']} not verified. Checks: {s['checks']['pass']} passed, {s['checks']['fail']} failed, "
+            f"{s['checks']['skip']} skipped.</p>"
+        ),
         '<table id="fleet">',
         "<thead><tr>" + "".join(f"<th>{_h(h)}</th>" for h in HEADERS) + "</tr></thead>",
         "<tbody>",

@@ -20,7 +20,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from aiws import checks, report  # noqa: E402
+from aiws import checks, report
 
 
 def _plain(value: Any) -> Any:

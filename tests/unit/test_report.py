@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiws_verify import FilterModule  # plugins/filter is on pytest's pythonpath
 
 from aiws import checks, report
-from aiws_verify import FilterModule  # plugins/filter is on pytest's pythonpath
 
 GEN = "2026-11-22"
 

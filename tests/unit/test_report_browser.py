@@ -35,7 +35,7 @@ def chromium() -> str:
     found = shutil.which("chromium")
     if found:
         return found
-    run = subprocess.run([str(ROOT / "tests/browser/ensure-chromium.sh")], capture_output=True, text=True, timeout=1200)
+    run = subprocess.run([str(ROOT / "tests/browser/ensure-chromium.sh")], capture_output=True, text=True, timeout=1200, check=False)
     if run.returncode != 0:
         pytest.fail(f"chromium is missing and could not be installed: {run.stderr[-2000:]}")
     return run.stdout.strip().splitlines()[-1]
@@ -45,7 +45,7 @@ def _browser(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedP
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
     return subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path, check=False)
 
 
 def _fleet() -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _run(tmp: Path, inv: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "aiws.report", "--inventory", str(inv), "--out", str(tmp / "reports"),
          "--private-data-dir", str(tmp / "runner")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, check=False,
     )
 
 

@@ -134,7 +134,7 @@ def test_fleet_report_lists_the_container_with_its_declared_gpu(host) -> None:
 
 def test_fleet_report_html_and_markdown_name_the_host(host) -> None:
     base = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports"
-    latest = sorted(base.glob("aiws-report-*.json"))[-1]
+    latest = max(base.glob("aiws-report-*.json"))
     me = host.backend.get_hostname()
     assert f'data-host="{me}"' in latest.with_suffix(".html").read_text()
     assert f"| {me} (container) |" in latest.with_suffix(".md").read_text()
