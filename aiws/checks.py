@@ -376,7 +376,8 @@ def _judge_cuda(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dict[
     checks: list[dict[str, Any]] = []
     if not todo["cuda"]["run"]:
         reason = todo["cuda"]["reason"]
-        return [_skip("nvcc_version", reason, planned), _skip("cuda_compile", reason), _skip("cuda_run", reason)]
+        return [_skip("nvcc_version", reason, planned), _skip("cuda_compile", reason),
+                _skip("cuda_run", todo["cuda_run"]["reason"])]
 
     res = _result(probe.get("nvcc")) or {"rc": 1, "out": "", "err": "not run"}
     nvcc = parsers.parse_nvcc_version(res["out"]) if res["rc"] == 0 else None

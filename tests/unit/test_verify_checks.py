@@ -141,6 +141,13 @@ def test_container_skips_gpu_checks_with_the_reason_and_runs_the_rest() -> None:
     assert "--tags anaconda" in result["conda_info"]["hint"]
 
 
+def test_container_without_any_stage_fact_skips_gpu_checks_for_the_gpu_reason() -> None:
+    result = by_name(checks.judge({"host": "c", "plan": plan(container=True), "facts": {}, "pci_gpus": "0"}))
+    assert {c["status"] for c in result.values()} == {"skip"}
+    assert result["cuda_run"]["hint"].startswith("container:")
+    assert "--tags cuda" in result["nvcc_version"]["hint"]
+
+
 def test_golden_image_without_the_declared_gpu_skips() -> None:
     todo = checks.plan_probes(plan(), {}, "0")
     assert not todo["gpu"]["run"]
