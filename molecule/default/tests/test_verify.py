@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def _state(host) -> tuple[dict[str, Any], set[str], str]:
             "stat -c '%U %a' /var/lib/aiws/verify.json; echo '@@'; cat /var/lib/aiws/verify.json; echo '@@';"
             " ls /etc/ansible/facts.d 2>/dev/null; echo '@@'; ls -d /tmp/aiws-cuda.* /tmp/aiws-cudnn.* 2>/dev/null; true"
         ).stdout
-        owner_mode, content, facts, scratch = out.split("@@\n")
+        parts = [*re.split(r"^@@$", out, flags=re.MULTILINE), "", "", ""]  # testinfra strips the last newline
+        owner_mode, content, facts, scratch = parts[:4]
         assert owner_mode.split() == ["root", "644"], owner_mode
         present = {n.removesuffix(".fact") for n in facts.split() if n.endswith(".fact")}
         _CACHE[name] = (json.loads(content), present, scratch.strip())
