@@ -19,11 +19,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _inventory(tmp: Path) -> Path:
+def _inventory(tmp: Path, extra_hosts: dict | None = None) -> Path:
     inv = tmp / "inventory.yml"
     inv.write_text(yaml.safe_dump({
         "all": {
-            "children": {"workstations": {"hosts": {"aiws-cli-test": {
+            "children": {"workstations": {"hosts": {**(extra_hosts or {}), "aiws-cli-test": {
                 "ansible_host": "127.0.0.1",
                 "ansible_connection": "local",
                 "ansible_python_interpreter": sys.executable,
@@ -78,3 +78,16 @@ def test_cli_exits_non_zero_on_a_failing_check(tmp_path: Path) -> None:
     assert mnist["status"] == "fail"
     assert "libcudnn9-samples" in mnist["hint"]
     assert "aiws-cli-test: mnistCUDNN builds and prints Test passed!" in run.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the verify play runs with become; as root no sudo is needed")
+def test_cli_reports_an_unreachable_host_and_still_verifies_the_others(tmp_path: Path) -> None:
+    # Port 9 on loopback: nothing listens, ssh fails at once.
+    dead = {"aiws-cli-dead": {"ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_connection": "ssh",
+                              "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}}
+    run = _run(tmp_path, _inventory(tmp_path, dead))
+    assert run.returncode == 1, run.stdout + run.stderr
+    hosts = {h["host"]: h for h in _report(tmp_path)["hosts"]}
+    assert hosts["aiws-cli-test"]["state"] == "pass"
+    assert hosts["aiws-cli-dead"]["state"] == "unverified"
+    assert hosts["aiws-cli-dead"]["reason"].startswith("unreachable")
