@@ -107,10 +107,14 @@ def _result(reg: Any) -> dict[str, Any] | None:
     }
 
 
+_SCRIPT_PREFIX = re.compile(r"^/\S+\.sh: line \d+: ")
+
+
 def _first_line(text: str, limit: int = 200) -> str:
+    """The first non-empty line, without a shell's "/tmp/.../script.sh: line N: " prefix (a per-run path)."""
     for line in (text or "").splitlines():
         if line.strip():
-            return line.strip()[:limit]
+            return _SCRIPT_PREFIX.sub("", line.strip())[:limit]
     return ""
 
 

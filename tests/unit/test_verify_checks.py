@@ -235,6 +235,13 @@ def test_nvcc_missing_or_wrong_version() -> None:
     assert wrong["nvcc_version"]["status"] == "fail" and "update-alternatives" in wrong["nvcc_version"]["hint"]
 
 
+def test_compile_failure_observed_has_no_per_run_path() -> None:
+    out = "/root/.ansible/tmp/ansible-tmp-17953.80-13770-2127/cuda-sample.sh: line 40: nvcc: command not found\n### compile rc=127"
+    result = by_name(checks.judge(good_gpu_probe(cuda_compile=ran(out))))
+    assert result["cuda_compile"]["observed"] == "nvcc: command not found"
+    assert "/etc/profile.d" in result["cuda_compile"]["hint"]
+
+
 def test_compile_failure_hint() -> None:
     out = "nvcc fatal   : Unsupported gpu architecture 'compute_120'\n### compile rc=1"
     result = by_name(checks.judge(good_gpu_probe(cuda_compile=ran(out))))
