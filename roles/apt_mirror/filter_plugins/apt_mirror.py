@@ -11,6 +11,8 @@ apt_mirror_via_cache(url, proxy) -> http://HTTPS///host/path for https URLs when
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from typing import Any
 
@@ -194,8 +196,10 @@ def apt_mirror_backup_name(path: str) -> str:
     return path.lstrip("/").replace("/", "%")
 
 
-def apt_mirror_manifest_entry(stat: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
-    path = stat.get("path") or ""
+def apt_mirror_manifest_entry(file: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Manifest line of one managed file; stats are the stat loop results of the files that exist."""
+    path = file["path"]
+    stat = next((r.get("stat") or {} for r in stats if r.get("item", {}).get("path") == path), {})
     entry: dict[str, Any] = {"path": path, "state": "present" if stat.get("exists") else "absent"}
     if stat.get("exists"):
         entry.update(
@@ -203,6 +207,29 @@ def apt_mirror_manifest_entry(stat: dict[str, Any], files: list[dict[str, Any]])
             group=stat.get("gr_name"), backup="files/" + apt_mirror_backup_name(path),
         )
     return entry
+
+
+def apt_mirror_originals(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each path's state in the oldest backup that names it. manifests: slurp loop results, oldest first."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in manifests:
+        for f in json.loads(base64.b64decode(m["content"]))["files"]:
+            out.setdefault(f["path"], dict(f, dir=m["item"]))
+    return list(out.values())
+
+
+def apt_mirror_candidates(
+    names: list[str], profiles: dict[str, Any], key: str, system_archive: str = "", family: str = "ubuntu"
+) -> dict[str, str]:
+    """name -> archive URL of each auto candidate that has one (official on Debian: the system's own)."""
+    out: dict[str, str] = {}
+    for name in names:
+        url = ((profiles.get(name) or {}).get("apt") or {}).get(key) or ""
+        if name == "official" and family == "debian":
+            url = system_archive
+        if url:
+            out[name] = url
+    return out
 
 
 def apt_mirror_race_line(r: dict[str, Any]) -> str:
@@ -224,4 +251,6 @@ class FilterModule:
             "apt_mirror_backup_name": apt_mirror_backup_name,
             "apt_mirror_manifest_entry": apt_mirror_manifest_entry,
             "apt_mirror_race_line": apt_mirror_race_line,
+            "apt_mirror_originals": apt_mirror_originals,
+            "apt_mirror_candidates": apt_mirror_candidates,
         }
