@@ -210,6 +210,9 @@ def test_failed_urls_name_only_the_mirrors_own_failures() -> None:
     ]
     assert F.apt_mirror_failed_urls(stderr, render_) == ["http://127.0.0.1:8119/debian/dists/bookworm/InRelease"]
     assert F.apt_mirror_failed_urls(stderr, {"stanzas": [{"uri": "http://127.0.0.1:8119/debian-security"}]}) == []
+    # apt 2.6 reports some failures as warnings and exits 0: they still count.
+    warned = "W: Failed to fetch http://127.0.0.1:8119/debian/dists/bookworm-updates/InRelease  Unable to connect\n"
+    assert F.apt_mirror_failed_urls(warned, render_) == ["http://127.0.0.1:8119/debian/dists/bookworm-updates/InRelease"]
 
 
 def test_every_profile_names_its_help_pages() -> None:

@@ -48,6 +48,7 @@ def inventory(path: Path, with_cache: bool) -> Path:
                 "apt_cache_port": CACHE_PORT,
                 "apt_cache_bind_address": "127.0.0.1",
                 "apt_cache_proxy_host": "127.0.0.1",
+                "apt_cache_upstream_ports": [80, 443, int(PORT)],
             },
             "children": {
                 "workstations": {"hosts": {c: None for c in CLIENTS}},
