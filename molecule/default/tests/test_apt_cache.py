@@ -1,0 +1,123 @@
+"""apt_cache: four workstations provisioned through one apt-cacher-ng fetch each package from
+upstream once; removing the cache host from the inventory removes the proxy on the next run.
+
+Runs its own five containers (one cache host, four workstations) from the scenario's image, next
+to the molecule ones, converges `site.yml --tags mirrors` on them and removes them afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
+MIRROR = f"http://127.0.0.1:{PORT}"
+CACHE_PORT = int(os.environ.get("AIWS_APT_CACHE_PORT", "8101"))
+SUFFIX = os.environ.get("AIWS_TEST_SUFFIX", "")
+IMAGE = f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
+CACHE_HOST = f"aiws-acng{SUFFIX}"
+CLIENTS = [f"aiws-ws{i}{SUFFIX}" for i in range(1, 5)]
+PROXY_LOG = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test")) / f"apt-mirror/proxy-{PORT}.log"
+PACKAGE = "hello"
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
+
+
+def inventory(path: Path, with_cache: bool) -> Path:
+    data = {
+        "all": {
+            "vars": {
+                "ansible_connection": "containers.podman.podman",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_become": True,
+                "aiws_gpus": ["10de:2684"],
+                "aiws_cuda_version": "12.4",
+                "aiws_mirror_profile": "custom",
+                "aiws_mirror_allow_http": True,
+                "aiws_mirror_custom": {"apt": {"debian": f"{MIRROR}/debian", "debian_security": f"{MIRROR}/debian-security"}},
+                "apt_mirror_security": "mirror",
+                "apt_cache_port": CACHE_PORT,
+                "apt_cache_bind_address": "127.0.0.1",
+                "apt_cache_proxy_host": "127.0.0.1",
+                "apt_cache_upstream_ports": [80, 443, int(PORT)],
+            },
+            "children": {
+                "workstations": {"hosts": {c: None for c in CLIENTS}},
+                "apt_cache": {"hosts": {CACHE_HOST: None} if with_cache else {}},
+            },
+        }
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def play(inv: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_FORKS="10")
+    started = time.monotonic()
+    run = subprocess.run(["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inv), "--tags", "mirrors", *extra],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    print(f"site.yml --tags mirrors on {inv.name}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
+    return run
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    names = [CACHE_HOST, *CLIENTS]
+    podman("rm", "-f", *names, check=False)
+    for name in names:
+        podman("run", "-d", "--name", name, "--hostname", name, "--network", "host", "--systemd", "always",
+               "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", IMAGE, "/sbin/init")
+    for name in names:
+        podman("exec", name, "systemctl", "is-system-running", "--wait", check=False)
+    yield tmp_path_factory.mktemp("fleet")
+    podman("rm", "-f", *names, check=False)
+
+
+def proxy_log_lines() -> list[str]:
+    return PROXY_LOG.read_text(errors="replace").splitlines() if PROXY_LOG.exists() else []
+
+
+def test_four_workstations_fetch_each_package_once_through_the_cache(fleet: Path) -> None:
+    start = len(proxy_log_lines())
+    run = play(inventory(fleet / "with-cache.yml", with_cache=True))
+    assert run.returncode == 0, run.stdout[-4000:]
+    for client in CLIENTS:
+        proxy = podman("exec", client, "cat", "/etc/apt/apt.conf.d/01aiws-proxy").stdout
+        assert f'Acquire::http::Proxy "http://127.0.0.1:{CACHE_PORT}/";' in proxy
+        assert 'Acquire::https::Proxy "DIRECT";' in proxy
+    for client in CLIENTS:  # one after the other, so only the first can miss the cache
+        install = podman("exec", "-e", "DEBIAN_FRONTEND=noninteractive", client,
+                         "apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE, check=False)
+        assert install.returncode == 0, install.stderr
+    log = podman("exec", CACHE_HOST, "cat", "/var/log/apt-cacher-ng/apt-cacher.log").stdout.splitlines()
+    deb = re.compile(rf"/pool/main/h/{PACKAGE}/{PACKAGE}_[^|/]+\.deb$")
+    fetched = [line for line in log if "|I|" in line and deb.search(line)]
+    served = [line for line in log if "|O|" in line and deb.search(line)]
+    assert len(fetched) == 1, "\n".join(log[-40:])
+    assert len(served) == len(CLIENTS), "\n".join(log[-40:])
+    upstream = [line for line in proxy_log_lines()[start:] if f"/pool/main/h/{PACKAGE}/" in line]
+    assert len(upstream) == 1, upstream
+    # Every .deb the four runs needed came from upstream once.
+    debs_in = [line.split("|")[-1] for line in log if "|I|" in line and line.endswith(".deb")]
+    assert len(debs_in) == len(set(debs_in))
+
+
+def test_removing_the_cache_host_removes_the_proxy(fleet: Path) -> None:
+    run = play(inventory(fleet / "without-cache.yml", with_cache=False))
+    assert run.returncode == 0, run.stdout[-4000:]
+    for client in CLIENTS:
+        assert podman("exec", client, "test", "-e", "/etc/apt/apt.conf.d/01aiws-proxy", check=False).returncode == 1
+        update = podman("exec", client, "apt-get", "update", check=False)
+        assert update.returncode == 0, update.stderr
+        fact = json.loads(podman("exec", client, "cat", "/etc/ansible/facts.d/aiws_apt_mirror.fact").stdout)
+        assert fact["archive"] == f"{MIRROR}/debian"

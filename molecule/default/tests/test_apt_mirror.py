@@ -1,0 +1,220 @@
+"""apt_mirror on the Debian 12 containers: switch to the loopback mirror, update, install, restore,
+fail safely, race mirrors. The converge switched both hosts to the custom profile (loopback mirror
+of tests/fixtures/fx_apt_mirror.py); the cycle tests at the end re-run `site.yml --tags mirrors`
+on one host with other settings and leave it switched again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
+MIRROR = f"http://127.0.0.1:{PORT}"
+DEAD = "http://127.0.0.1:8119"  # nothing listens there (the port range 8100-8119 is this test's)
+SUFFIX = os.environ.get("AIWS_TEST_SUFFIX", "")
+CYCLE_HOST = f"aiws-pascal{SUFFIX}"
+IMAGE = f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
+CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
+SOURCES = "/etc/apt/sources.list.d/debian.sources"
+BACKUPS = "/var/backups/aiws/apt-mirror"
+
+
+def image_original() -> bytes:
+    """The distribution image's own /etc/apt/sources.list (what debootstrap wrote)."""
+    out = subprocess.run(
+        ["podman", "run", "--rm", "--network", "none", IMAGE, "cat", "/etc/apt/sources.list"],
+        check=True, capture_output=True,
+    )
+    return out.stdout
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- the converged state (both hosts) ---------------------------------------------------------
+
+
+def test_debian_sources_point_at_the_loopback_mirror(host) -> None:
+    text = host.file(SOURCES).content_string
+    assert host.file(SOURCES).mode == 0o644
+    assert text.startswith("#\n# Ansible managed")
+    stanzas = [s for s in text.split("\n\n") if "Types:" in s]
+    assert len(stanzas) == 2
+    assert f"URIs: {MIRROR}/debian\n" in stanzas[0]
+    assert "Suites: bookworm bookworm-updates bookworm-backports\n" in stanzas[0]
+    assert "Components: main contrib non-free non-free-firmware\n" in stanzas[0]
+    assert "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" in stanzas[0]
+    assert f"URIs: {MIRROR}/debian-security\n" in stanzas[1]
+    assert "Suites: bookworm-security\n" in stanzas[1]
+    assert all(s.count("Types: deb\n") == 1 for s in stanzas), "deb-src must be off"
+
+
+def test_one_line_sources_list_is_neutralised(host) -> None:
+    text = host.file("/etc/apt/sources.list").content_string
+    active = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert active == [], "sources.list still has active entries next to debian.sources"
+    assert SOURCES in text
+
+
+def test_original_is_backed_up_with_a_manifest(host) -> None:
+    snaps = host.run(f"ls -1 {BACKUPS}/snapshots").stdout.split()
+    assert snaps, "no backup folder"
+    oldest = f"{BACKUPS}/snapshots/{sorted(snaps)[0]}"
+    assert re.match(r"^\d{8}T\d{6}\d*Z$", sorted(snaps)[0])
+    assert host.file(oldest).mode == 0o700
+    manifest = json.loads(host.file(f"{oldest}/manifest.json").content_string)
+    entries = {f["path"]: f for f in manifest["files"]}
+    original = image_original()
+    assert entries["/etc/apt/sources.list"]["state"] == "present"
+    assert entries["/etc/apt/sources.list"]["sha256"] == sha(original)
+    assert entries[SOURCES]["state"] == "absent"
+    backup = f"{oldest}/{entries['/etc/apt/sources.list']['backup']}"
+    assert host.run(f"sha256sum {backup}").stdout.split()[0] == sha(original)
+
+
+def test_apt_update_and_install_go_through_the_mirror(host) -> None:
+    update = host.run("apt-get update")
+    assert update.rc == 0, update.stderr
+    assert f"{MIRROR}/debian bookworm InRelease" in update.stdout
+    assert not re.search(r"^(W|E):", update.stderr, re.M), update.stderr
+    policy = host.run("apt-cache policy").stdout
+    assert f"{MIRROR}/debian bookworm/main amd64 Packages" in policy
+    assert "deb.debian" not in policy and "security.debian" not in policy
+    host.run("apt-get remove -y -q hello")
+    install = host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends hello")
+    assert install.rc == 0, install.stderr
+    assert f"Get:1 {MIRROR}/debian bookworm/main amd64 hello" in install.stdout
+    assert host.package("hello").is_installed
+
+
+def test_dpkg_lock_wait_is_configured(host) -> None:
+    conf = host.file("/etc/apt/apt.conf.d/90aiws-lock-timeout")
+    assert 'DPkg::Lock::Timeout "600";' in conf.content_string
+
+
+def test_choice_is_recorded(host) -> None:
+    fact = json.loads(host.file("/etc/ansible/facts.d/aiws_apt_mirror.fact").content_string)
+    assert fact["profile"] == "custom"
+    assert fact["archive"] == f"{MIRROR}/debian"
+    assert fact["sources"] == SOURCES
+
+
+# --- cycle tests on one host: restore, fault, auto, back to the mirror ---------------------------
+
+
+def converge(*extra: str, limit: str = CYCLE_HOST) -> subprocess.CompletedProcess[str]:
+    """Run the real site.yml, mirrors stage only, against the molecule inventory."""
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    cmd = ["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inventory), "--tags", "mirrors", "--limit", limit, *extra]
+    started = time.monotonic()
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    print(f"{' '.join(cmd[4:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
+    return run
+
+
+def recap(run: subprocess.CompletedProcess[str], host: str = CYCLE_HOST) -> dict[str, int]:
+    m = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", run.stdout, re.M)
+    assert m, run.stdout[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+
+def read(path: str, name: str = CYCLE_HOST) -> bytes | None:
+    out = subprocess.run(["podman", "exec", name, "cat", path], capture_output=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def extra(data: dict) -> list[str]:
+    return ["-e", json.dumps(data)]
+
+
+@pytest.fixture(scope="module")
+def original() -> bytes:
+    return image_original()
+
+
+def test_cycle_1_restore_puts_the_original_back_byte_for_byte(original: bytes) -> None:
+    run = converge("-e", "apt_mirror_restore=true")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap(run)["failed"] == 0
+    assert read("/etc/apt/sources.list") == original
+    assert read(SOURCES) is None, "debian.sources did not exist before aiws and must be gone"
+    listing = subprocess.run(["podman", "exec", CYCLE_HOST, "ls", "-1", f"{BACKUPS}/restored"], capture_output=True, text=True)
+    assert listing.stdout.split(), "used backups must be kept under restored/"
+
+
+def test_cycle_2_mirror_down_fails_clearly_and_leaves_the_original(original: bytes) -> None:
+    down = {"aiws_mirror_custom": {"apt": {"debian": f"{DEAD}/debian", "debian_security": f"{DEAD}/debian-security"}}}
+    run = converge(*extra(down))
+    assert run.returncode != 0
+    assert recap(run)["failed"] == 1
+    assert f'apt-get update failed on the mirror "custom" ({DEAD}/debian)' in run.stdout
+    assert f"failing URL {DEAD}/debian" in run.stdout
+    assert "The previous sources are back in place" in run.stdout
+    assert read("/etc/apt/sources.list") == original
+    assert read(SOURCES) is None
+    update = subprocess.run(["podman", "exec", CYCLE_HOST, "apt-get", "update"], capture_output=True, text=True)
+    assert update.returncode == 0, update.stderr
+
+
+def auto_vars(candidates: dict[str, str]) -> list[str]:
+    return extra({
+        "aiws_mirror_profile": "auto",
+        "apt_mirror_auto_candidates": list(candidates),
+        "apt_mirror_auto_profiles": {name: {"label": name, "apt": {"debian": url}} for name, url in candidates.items()},
+        "apt_mirror_auto_timeout": 3,
+    })
+
+
+def test_cycle_3_auto_picks_the_fastest_healthy_mirror() -> None:
+    candidates = {
+        "slow": f"{MIRROR}/delay/900/debian",
+        "dead": f"{DEAD}/debian",
+        "lagging": f"{MIRROR}/stale/debian",   # answers fastest, but its Release is 30 days old
+        "fast": f"{MIRROR}/delay/50/debian",
+        "slower": f"{MIRROR}/delay/1500/debian",
+    }
+    run = converge(*auto_vars(candidates), "-e", "apt_mirror_security=official")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Chosen: fast" in run.stdout
+    race = json.loads(read("/var/lib/aiws/apt-mirror-race.json") or b"{}")
+    assert race["chosen"] == "fast"
+    by_name = {r["name"]: r for r in race["results"]}
+    assert by_name["fast"]["ok"] and by_name["slow"]["ok"] and by_name["slower"]["ok"]
+    assert by_name["fast"]["seconds"] < by_name["slow"]["seconds"] < by_name["slower"]["seconds"]
+    assert not by_name["dead"]["ok"] and not by_name["lagging"]["ok"]
+    assert "stale" in by_name["lagging"]["reason"]
+    assert race["elapsed"] < 3, "the probes must run in parallel"
+    sources = (read(SOURCES) or b"").decode()
+    assert f"URIs: {MIRROR}/delay/50/debian\n" in sources
+    fact = json.loads(read("/etc/ansible/facts.d/aiws_apt_mirror.fact") or b"{}")
+    assert fact["profile"] == "fast" and fact["auto_choice"] == "fast"
+    again = converge(*auto_vars(candidates), "-e", "apt_mirror_security=official")
+    assert recap(again)["changed"] == 0, "auto with a healthy previous choice must change nothing"
+
+
+def test_cycle_4_auto_keeps_the_current_sources_when_none_answers() -> None:
+    before = read(SOURCES)
+    run = converge(*auto_vars({"dead1": f"{DEAD}/debian", "dead2": "http://127.0.0.1:8118/debian"}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "none answered: the current sources stay" in run.stdout
+    assert read(SOURCES) == before
+    assert recap(run)["changed"] == 0
+
+
+def test_cycle_5_back_to_the_converged_mirror() -> None:
+    """Leaves the host as the converge did (the re-run with changed=0 is molecule's idempotence step)."""
+    run = converge()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert f"URIs: {MIRROR}/debian\n" in (read(SOURCES) or b"").decode()
+    assert f"URIs: {MIRROR}/debian-security\n" in (read(SOURCES) or b"").decode()

@@ -1,0 +1,256 @@
+"""Filters of the apt_mirror role: turn a mirror profile into apt sources, read existing sources.
+
+apt_mirror_sources(mirror, distro, codename, deb_arch, **policy) -> the files to write:
+    {"format": "oneline"|"deb822", "path": <file>, "other": <file to neutralise>,
+     "keyring": <Signed-By>, "stanzas": [{"types", "uri", "suites", "components", "role"}], "notes": [...]}
+    or {"keep_system": True, ...} when the profile names no archive for this distribution
+    (the `official` profile on Debian: the system's own sources stay or come back).
+apt_mirror_parse_sources(text) -> [{"types", "uri", "suites", "components"}] of one-line or deb822 text.
+apt_mirror_via_cache(url, proxy) -> http://HTTPS///host/path for https URLs when a cache proxy is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+DISTROS: dict[str, dict[str, Any]] = {
+    "ubuntu22.04": {
+        "family": "ubuntu",
+        "format": "oneline",
+        "path": "/etc/apt/sources.list",
+        "other": "/etc/apt/sources.list.d/ubuntu.sources",
+        "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+        "components": ["main", "restricted", "universe", "multiverse"],
+    },
+    "ubuntu24.04": {
+        "family": "ubuntu",
+        "format": "deb822",
+        "path": "/etc/apt/sources.list.d/ubuntu.sources",
+        "other": "/etc/apt/sources.list",
+        "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+        "components": ["main", "restricted", "universe", "multiverse"],
+    },
+    "debian12": {
+        "family": "debian",
+        "format": "deb822",
+        "path": "/etc/apt/sources.list.d/debian.sources",
+        "other": "/etc/apt/sources.list",
+        "keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
+        "components": ["main", "contrib", "non-free", "non-free-firmware"],
+    },
+}
+
+
+class AptMirrorError(ValueError):
+    pass
+
+
+def _base(url: str | None) -> str | None:
+    return url.rstrip("/") if url else None
+
+
+def apt_mirror_via_cache(url: str, proxy: str = "") -> str:
+    """Route an https repository through apt-cacher-ng so it is cached (its HTTPS/// form)."""
+    if proxy and url.startswith("https://"):
+        return "http://HTTPS///" + url[len("https://"):]
+    return url
+
+
+def apt_mirror_sources(
+    mirror: dict[str, Any],
+    distro: str,
+    codename: str,
+    deb_arch: str,
+    security: str = "official",
+    proposed: bool = False,
+    deb_src: bool = False,
+    backports: bool = True,
+    components: list[str] | None = None,
+    system_security: list[str] | None = None,
+    http_bootstrap: bool = False,
+    cache_proxy: str = "",
+) -> dict[str, Any]:
+    if distro not in DISTROS:
+        raise AptMirrorError(f"apt_mirror_sources: unsupported distro {distro!r}; known: {sorted(DISTROS)}")
+    if security not in ("official", "mirror"):
+        raise AptMirrorError(f"apt_mirror_sources: security must be official or mirror, got {security!r}")
+    d = DISTROS[distro]
+    apt = mirror.get("apt") or {}
+    comps = list(components) if components else list(d["components"])
+    types = ["deb", "deb-src"] if deb_src else ["deb"]
+    notes: list[str] = []
+    suites = [codename, f"{codename}-updates"] + ([f"{codename}-backports"] if backports else [])
+    if d["family"] == "ubuntu":
+        ports = deb_arch != "amd64" and deb_arch != "i386"
+        base = _base(apt.get("ubuntu_ports" if ports else "ubuntu"))
+        if not base:
+            raise AptMirrorError(f"mirror profile {mirror.get('profile')!r} names no apt.{'ubuntu_ports' if ports else 'ubuntu'}")
+        if proposed:
+            suites.append(f"{codename}-proposed")
+        if security == "mirror":
+            sec = [base]
+        else:
+            sec = [_base(apt.get("ubuntu_ports_security" if ports else "ubuntu_security"))]
+            if not sec[0]:
+                raise AptMirrorError("mirror profile names no official Ubuntu security archive")
+    else:
+        base = _base(apt.get("debian"))
+        if not base:
+            return {"keep_system": True, **{k: d[k] for k in ("format", "path", "other", "keyring")}, "stanzas": [], "notes": []}
+        if security == "mirror":
+            sec = [_base(apt.get("debian_security")) or base + "-security"]
+        else:
+            sec = [u for u in (_base(x) for x in (system_security or [])) if u]
+            if not sec:
+                notes.append(
+                    "the system's own sources had no security entry, so none is written; "
+                    "set apt_mirror_security: mirror to take security updates from the mirror"
+                )
+
+    def fix(url: str) -> str:
+        if http_bootstrap and url.startswith("https://"):
+            url = "http://" + url[len("https://"):]
+        return apt_mirror_via_cache(url, cache_proxy)
+
+    stanzas = [{"role": "archive", "types": types, "uri": fix(base), "suites": suites, "components": comps}]
+    for uri in dict.fromkeys(sec):
+        if uri:
+            stanzas.append(
+                {"role": "security", "types": types, "uri": fix(uri), "suites": [f"{codename}-security"], "components": comps}
+            )
+    return {
+        "keep_system": False,
+        "format": d["format"],
+        "path": d["path"],
+        "other": d["other"],
+        "keyring": d["keyring"],
+        "stanzas": stanzas,
+        "notes": notes,
+    }
+
+
+_ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*?)\s*$")
+
+
+def apt_mirror_parse_sources(text: str) -> list[dict[str, Any]]:
+    """Entries of a one-line sources.list or a deb822 .sources text (disabled ones left out)."""
+    entries: list[dict[str, Any]] = []
+    if re.search(r"(?mi)^(Types|URIs):", text or ""):
+        for block in re.split(r"\n\s*\n", text):
+            fields: dict[str, str] = {}
+            key = None
+            for line in block.splitlines():
+                if line.startswith("#") or not line.strip():
+                    continue
+                if line[0] in " \t" and key:
+                    fields[key] += " " + line.strip()
+                    continue
+                k, _, v = line.partition(":")
+                key = k.strip().lower()
+                fields[key] = v.strip()
+            if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":
+                continue
+            for uri in fields["uris"].split():
+                entries.append(
+                    {
+                        "types": fields.get("types", "deb").split(),
+                        "uri": uri,
+                        "suites": fields.get("suites", "").split(),
+                        "components": fields.get("components", "").split(),
+                    }
+                )
+        return entries
+    for line in (text or "").splitlines():
+        m = _ONELINE.match(line)
+        if m:
+            entries.append({"types": [m.group(1)], "uri": m.group(2), "suites": [m.group(3)], "components": m.group(4).split()})
+    return entries
+
+
+def apt_mirror_security_uris(entries: list[dict[str, Any]], codename: str) -> list[str]:
+    """URIs of the entries that serve <codename>-security (the system's own security archive)."""
+    out: list[str] = []
+    for e in entries:
+        if "deb" in e["types"] and f"{codename}-security" in e["suites"] and e["uri"] not in out:
+            out.append(e["uri"])
+    return out
+
+
+_FAILED = re.compile(r"(?:Failed to fetch|^Err:\d+)\s+(\S+)", re.M)
+
+
+def apt_mirror_failed_urls(stderr: str, render: dict[str, Any] | None = None) -> list[str]:
+    """URLs apt-get update could not fetch; with render, only those under the rendered sources."""
+    urls = list(dict.fromkeys(_FAILED.findall(stderr or "")))
+    if render is not None:
+        bases = [s["uri"].rstrip("/") + "/" for s in render.get("stanzas", [])]
+        urls = [u for u in urls if any((u.rstrip("/") + "/").startswith(b) for b in bases)]
+    return urls
+
+
+def apt_mirror_backup_name(path: str) -> str:
+    """File name of a managed file inside a backup folder: /etc/apt/sources.list -> etc%apt%sources.list."""
+    return path.lstrip("/").replace("/", "%")
+
+
+def apt_mirror_manifest_entry(file: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Manifest line of one managed file; stats are the stat loop results of the files that exist."""
+    path = file["path"]
+    stat = next((r.get("stat") or {} for r in stats if r.get("item", {}).get("path") == path), {})
+    entry: dict[str, Any] = {"path": path, "state": "present" if stat.get("exists") else "absent"}
+    if stat.get("exists"):
+        entry.update(
+            sha256=stat.get("checksum"), mode=stat.get("mode"), owner=stat.get("pw_name"),
+            group=stat.get("gr_name"), backup="files/" + apt_mirror_backup_name(path),
+        )
+    return entry
+
+
+def apt_mirror_originals(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each path's state in the oldest backup that names it. manifests: slurp loop results, oldest first."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in manifests:
+        for f in json.loads(base64.b64decode(m["content"]))["files"]:
+            out.setdefault(f["path"], dict(f, dir=m["item"]))
+    return list(out.values())
+
+
+def apt_mirror_candidates(
+    names: list[str], profiles: dict[str, Any], key: str, system_archive: str = "", family: str = "ubuntu"
+) -> dict[str, str]:
+    """name -> archive URL of each auto candidate that has one (official on Debian: the system's own)."""
+    out: dict[str, str] = {}
+    for name in names:
+        url = ((profiles.get(name) or {}).get("apt") or {}).get(key) or ""
+        if name == "official" and family == "debian":
+            url = system_archive
+        if url:
+            out[name] = url
+    return out
+
+
+def apt_mirror_race_line(r: dict[str, Any]) -> str:
+    if r.get("ok"):
+        lag = f", {r['lag_hours']} h behind official" if r.get("lag_hours") is not None else ""
+        return f"  {r['name']}: {r['seconds']:.3f} s, healthy{lag} ({r['url']})"
+    took = f" after {r['seconds']:.3f} s" if r.get("seconds") is not None else ""
+    return f"  {r['name']}: unhealthy{took}: {r.get('reason')} ({r['url']})"
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "apt_mirror_sources": apt_mirror_sources,
+            "apt_mirror_parse_sources": apt_mirror_parse_sources,
+            "apt_mirror_security_uris": apt_mirror_security_uris,
+            "apt_mirror_via_cache": apt_mirror_via_cache,
+            "apt_mirror_failed_urls": apt_mirror_failed_urls,
+            "apt_mirror_backup_name": apt_mirror_backup_name,
+            "apt_mirror_manifest_entry": apt_mirror_manifest_entry,
+            "apt_mirror_race_line": apt_mirror_race_line,
+            "apt_mirror_originals": apt_mirror_originals,
+            "apt_mirror_candidates": apt_mirror_candidates,
+        }
