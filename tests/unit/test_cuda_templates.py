@@ -33,7 +33,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, st
     for name, (distro, repo, source) in CASES.items():
         plan = {"distro": distro, "cuda_repo": repo, "mirror": {"profile": "official", "nvidia_cuda": NVIDIA},
                 "stack": {"cuda_version": "12.9", "driver_repo": source}}
-        common = {"aiws_plan": plan, "cuda_toolkit_repo_url": f"{NVIDIA}/{repo}/"}
+        common = {"aiws_plan": plan, "cuda_toolkit_source_url": f"{NVIDIA}/{repo}/"}
         for template in ("cuda-deb822.j2", "cuda-one-line.j2", "cuda-repository-pin.j2", "profile-cuda.sh.j2", "ld-cuda.conf.j2"):
             tasks.append({
                 "name": f"Render {template} for {name}",
