@@ -21,9 +21,17 @@ export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 molecule/images/build.sh "$AIWS_TEST_DISTRO"
 tests/fixtures/build.sh
+# The fixture repository's throwaway signing key, for the inventory (molecule/default/group_vars).
+eval "$(python3 - "$AIWS_TEST_CACHE/www/nvidia/fixture.json" <<'PY'
+import json, shlex, sys
+key = json.load(open(sys.argv[1]))["key"]
+print(f"export AIWS_FIXTURE_NVIDIA_FPR={shlex.quote(key['fingerprint'])}")
+print(f"export AIWS_FIXTURE_NVIDIA_KEY_FILE={shlex.quote(key['pub_file'])}")
+PY
+)"
 
 python3 tests/fixtures/serve.py --root "$AIWS_TEST_CACHE/www" --port "$AIWS_FIXTURE_PORT" \
-  --log "$AIWS_TEST_CACHE/serve.log" --pidfile "$AIWS_TEST_CACHE/serve.pid" &
+  --log "$AIWS_TEST_CACHE/serve-$AIWS_FIXTURE_PORT.log" --pidfile "$AIWS_TEST_CACHE/serve-$AIWS_FIXTURE_PORT.pid" >/dev/null &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
