@@ -31,6 +31,8 @@ def _inventory(tmp: Path, extra_hosts: dict | None = None) -> Path:
                 "verify_state_dir": str(tmp / "state"),
                 "verify_fact_path": str(tmp / "facts.d"),
             }}}},
+            # Preflight checks every stage's inputs, the anaconda stage's terms included.
+            "vars": {"anaconda_flavor": "miniforge"},
         },
     }))
     (tmp / "facts.d").mkdir()

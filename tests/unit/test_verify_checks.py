@@ -282,7 +282,7 @@ def test_mnist_reports_another_cudnn_than_installed() -> None:
 def test_conda_and_pip_off_the_mirror_fail() -> None:
     official = fx("conda-info-tuna.json").replace("https://mirrors.tuna.tsinghua.edu.cn/anaconda", "https://repo.anaconda.com")
     result = by_name(checks.judge(good_gpu_probe(conda_info=ran(official),
-                                                 pip_config=ran("global.index-url='https://pypi.org/simple'\n"))))
+                                                 pip_config=ran("global.index-url='https://index.example.org/simple'\n"))))
     assert result["conda_info"]["status"] == "pass"
     assert result["conda_channels"]["status"] == "fail"
     assert "repo.anaconda.com" in result["conda_channels"]["hint"]
