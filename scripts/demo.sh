@@ -6,9 +6,11 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 scripts/bootstrap.sh --test
-scripts/molecule.sh converge
 trap 'scripts/molecule.sh destroy >/dev/null 2>&1 || true' EXIT
-latest=$(ls -1t reports/*.md 2>/dev/null | head -n1 || true)
+# The plan of each container is printed by preflight ("Show the plan") during the converge.
+scripts/molecule.sh converge
+# The container scenario writes its report into molecule's scratch folder (molecule/default/group_vars/all/verify.yml).
+latest=$(ls -1t "$HOME"/.ansible/tmp/molecule.*.default/reports/aiws-report-*.md 2>/dev/null | head -n1 || true)
 if [ -n "$latest" ]; then
   printf '\n=== report: %s\n' "$latest"
   cat "$latest"

@@ -20,7 +20,8 @@ ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve(
 PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
 MIRROR = f"http://127.0.0.1:{PORT}"
 CACHE_PORT = int(os.environ.get("AIWS_APT_CACHE_PORT", "8101"))
-SUFFIX = os.environ.get("AIWS_TEST_SUFFIX", "")
+# Container names carry a suffix, as in molecule.yml (aiws-pascal-${AIWS_TEST_SUFFIX:-main}).
+SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 IMAGE = f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
 CACHE_HOST = f"aiws-acng{SUFFIX}"
 CLIENTS = [f"aiws-ws{i}{SUFFIX}" for i in range(1, 5)]
@@ -49,6 +50,8 @@ def inventory(path: Path, with_cache: bool) -> Path:
                 "apt_cache_bind_address": "127.0.0.1",
                 "apt_cache_proxy_host": "127.0.0.1",
                 "apt_cache_upstream_ports": [80, 443, int(PORT)],
+                # Preflight checks every stage's inputs; these hosts get Miniforge, which has no terms to accept.
+                "anaconda_flavor": "miniforge",
             },
             "children": {
                 "workstations": {"hosts": {c: None for c in CLIENTS}},

@@ -19,7 +19,8 @@ ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve(
 PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
 MIRROR = f"http://127.0.0.1:{PORT}"
 DEAD = "http://127.0.0.1:8119"  # nothing listens there (the port range 8100-8119 is this test's)
-SUFFIX = os.environ.get("AIWS_TEST_SUFFIX", "")
+# Container names carry a suffix, as in molecule.yml (aiws-pascal-${AIWS_TEST_SUFFIX:-main}).
+SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 CYCLE_HOST = f"aiws-pascal{SUFFIX}"
 IMAGE = f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
 CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
