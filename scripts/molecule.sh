@@ -33,7 +33,9 @@ PY
 python3 tests/fixtures/serve.py --root "$AIWS_TEST_CACHE/www" --port "$AIWS_FIXTURE_PORT" \
   --log "$AIWS_TEST_CACHE/serve-$AIWS_FIXTURE_PORT.log" --pidfile "$AIWS_TEST_CACHE/serve-$AIWS_FIXTURE_PORT.pid" >/dev/null &
 server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT
+# Stop what this run started: the fixture server and the apt mirror proxy (a proxy left running
+# from another cache folder would log elsewhere and mislead the cache test).
+trap 'kill "$server" 2>/dev/null || true; python3 tests/fixtures/fx_apt_mirror.py stop >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 50); do
   python3 - <<PY 2>/dev/null && break
 import urllib.request; urllib.request.urlopen("http://127.0.0.1:$AIWS_FIXTURE_PORT/", timeout=1)
