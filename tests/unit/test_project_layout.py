@@ -59,3 +59,15 @@ def test_lab_inventory_documents_only_known_project_settings() -> None:
 
 def test_lab_resolves_to_inventories_lab() -> None:
     assert (ROOT / "lab").resolve() == (ROOT / "inventories/lab").resolve()
+
+
+def test_readme_documents_every_role_variable() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"{role.name}: {name}"
+        for role in ROLES
+        if (role / "defaults/main.yml").exists()
+        for name in (load(role / "defaults/main.yml") or {})
+        if f"`{name}`" not in readme
+    ]
+    assert not missing, "README's variable reference lacks " + ", ".join(missing)
