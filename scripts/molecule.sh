@@ -19,7 +19,9 @@ export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 [ "$(id -u)" -eq 0 ] || { echo "molecule.sh: the container tests run podman as root (systemd containers, host network); run as root" >&2; exit 2; }
 
-molecule/images/build.sh "$AIWS_TEST_DISTRO"
+# The image of this checkout's builder (tagged with its build key, so checkouts do not rebuild each other's).
+AIWS_TEST_IMAGE=$(molecule/images/build.sh "$AIWS_TEST_DISTRO" | tail -n1)
+export AIWS_TEST_IMAGE
 tests/fixtures/build.sh
 # The fixture repository's throwaway signing key, for the inventory (molecule/default/group_vars).
 eval "$(python3 - "$AIWS_TEST_CACHE/www/nvidia/fixture.json" <<'PY'

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Build a systemd container image of a freshly installed distribution with debootstrap,
-# and import it into podman as localhost/aiws-<distro>:latest. Nothing is pulled from a registry.
+# and import it into podman as localhost/aiws-<distro>:<build key>. Nothing is pulled from a registry.
 #
 #   molecule/images/build.sh debian12                    # mirror: the one this machine's apt uses
 #   molecule/images/build.sh ubuntu24.04 https://mirror.example/ubuntu
 #   AIWS_IMAGE_MIRROR=https://... molecule/images/build.sh ubuntu22.04
 #
-# The image is rebuilt only when this script or the distro/mirror changes: the build key is
-# stored as an image label and compared before anything is done.
+# The image is rebuilt only when this script or the distro/mirror changes: it is tagged with its
+# build key (localhost/aiws-<distro>:<key>, also :latest), so checkouts with different builders
+# keep their own images side by side. The last line printed is the image reference.
 set -euo pipefail
 
 distro=${1:?usage: build.sh debian12|ubuntu22.04|ubuntu24.04 [MIRROR]}
@@ -42,18 +43,18 @@ if [ -z "$mirror" ]; then
 fi
 [ -r "$keyring" ] || die "missing $keyring (apt-get install ${family}-archive-keyring)"
 
-image="localhost/aiws-$distro:latest"
 key=$( { cat "$0"; echo "$distro $suite $mirror"; } | sha256sum | cut -c1-16)
-current=$(podman image inspect --format '{{ index .Labels "aiws.build-key" }}' "$image" 2>/dev/null || true)
-if [ "$current" = "$key" ]; then
-  echo "build.sh: $image is up to date ($key)"
+image="localhost/aiws-$distro:$key"
+if podman image exists "$image"; then
+  echo "build.sh: $image is up to date" >&2
+  echo "$image"
   exit 0
 fi
 
 packages=python3,sudo,systemd,systemd-sysv,dbus,iproute2,procps
 root=$(mktemp -d /var/tmp/aiws-rootfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-echo "build.sh: debootstrap $suite from $mirror"
+echo "build.sh: debootstrap $suite from $mirror" >&2
 start=$(date +%s)
 debootstrap --variant=minbase --include="$packages" --keyring="$keyring" "$suite" "$root" "$mirror" \
   > "$root.log" 2>&1 || { tail -n 20 "$root.log" >&2; die "debootstrap failed (log: $root.log)"; }
@@ -76,4 +77,6 @@ tar -C "$root" -c . | podman import -q \
   --change "LABEL aiws.distro=$distro" \
   --change 'ENV container=podman' \
   - "$image" >/dev/null
-echo "build.sh: built $image in $(( $(date +%s) - start ))s ($key)"
+podman tag "$image" "localhost/aiws-$distro:latest"
+echo "build.sh: built $image in $(( $(date +%s) - start ))s" >&2
+echo "$image"

@@ -22,7 +22,7 @@ DEAD = "http://127.0.0.1:8119"  # nothing listens there (the port range 8100-811
 # Container names carry a suffix, as in molecule.yml (aiws-pascal-${AIWS_TEST_SUFFIX:-main}).
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 CYCLE_HOST = f"aiws-pascal{SUFFIX}"
-IMAGE = f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
+IMAGE = os.environ.get("AIWS_TEST_IMAGE") or f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
 CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
 SOURCES = "/etc/apt/sources.list.d/debian.sources"
 BACKUPS = "/var/backups/aiws/apt-mirror"
