@@ -60,6 +60,10 @@ _MM_RE = re.compile(
     r'"(?P<name>[^"]*?)\s*\[(?P<did>[0-9A-Fa-f]{4})\]"'
 )
 _ID_RE = re.compile(r"\[(?P<vid>[0-9A-Fa-f]{4}):(?P<did>[0-9A-Fa-f]{4})\]")
+# A line without a bus address (pasted from a forum, a ticket or another tool):
+#   VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)
+# The first bracketed four-digit code is the PCI class; the vendor:device pair follows it.
+_NOSLOT_RE = re.compile(r"\[(?P<code>[0-9A-Fa-f]{4})\]\s*:?\s*(?P<rest>.*)$")
 _VENDOR_PREFIX_RE = re.compile(r"^\s*(?:NVIDIA|nVidia|Nvidia)(?:\s+Corporation)?\s*", re.IGNORECASE)
 #: declared GPU: "10de:2684", "10DE:2684", "0x2684", "2684"
 DECLARED_RE = re.compile(r"^\s*(?:(?:0x)?(?P<vid>[0-9A-Fa-f]{4}):)?(?:0x)?(?P<did>[0-9A-Fa-f]{4})\s*$")
@@ -183,8 +187,20 @@ def _lspci_name(rest: str) -> str:
     return text
 
 
-def parse_line(line: str) -> tuple[str, str, str] | None:
-    """Return ``(slot, devid, lspci name)`` for an NVIDIA display function, else None."""
+def _nvidia_id(rest: str) -> tuple[str, str] | None:
+    """``(devid, lspci name)`` from the text after the class code: its first ``[10de:xxxx]`` pair."""
+    first = next((m for m in _ID_RE.finditer(rest) if m.group("vid").lower() == NVIDIA_VENDOR), None)
+    if first is None:
+        return None
+    return first.group("did").lower(), _lspci_name(rest[: first.start()])
+
+
+def parse_line(line: str) -> tuple[str | None, str, str] | None:
+    """Return ``(slot, devid, lspci name)`` for an NVIDIA display function, else None.
+
+    ``slot`` is None for a line without a bus address that still carries a display class code
+    (``[0300]``, ``[0302]``, ``[0380]``) and NVIDIA's ``[10de:xxxx]`` pair.
+    """
     match = _MM_RE.search(line)
     if match:
         if match.group("vid").lower() != NVIDIA_VENDOR or match.group("code") not in DISPLAY_CLASSES:
@@ -194,17 +210,19 @@ def parse_line(line: str) -> tuple[str, str, str] | None:
     if match:
         if match.group("code") not in DISPLAY_CLASSES:
             return None
-        rest = match.group("rest")
-        ids = [m for m in _ID_RE.finditer(rest) if m.group("vid").lower() == NVIDIA_VENDOR]
-        if not ids:
-            return None
-        first = ids[0]
-        return _norm_slot(match.group("slot")), first.group("did").lower(), _lspci_name(rest[: first.start()])
+        found = _nvidia_id(match.group("rest"))
+        return (_norm_slot(match.group("slot")), *found) if found else None
     match = _N_RE.search(line)
     if match:
         if match.group("vid").lower() != NVIDIA_VENDOR or match.group("code") not in DISPLAY_CLASSES:
             return None
         return _norm_slot(match.group("slot")), match.group("did").lower(), ""
+    match = _NOSLOT_RE.search(line)
+    if match:
+        if match.group("code") not in DISPLAY_CLASSES:
+            return None
+        found = _nvidia_id(match.group("rest"))
+        return (None, *found) if found else None
     return None
 
 
@@ -234,24 +252,29 @@ def describe(devid: str, slot: str | None, lspci_name: str = "") -> dict[str, An
 def gpus_from_lines(lines: Iterable[str], declared_ok: bool = True) -> list[dict[str, Any]]:
     """Classify lspci lines (and, if ``declared_ok``, bare declared IDs such as ``10de:2684``).
 
-    lspci functions come first in bus order (one per slot), declared IDs after
-    them in the order given (each counts, so eight ``10de:2330`` are eight GPUs).
+    lspci functions come first in bus order (one per slot), then lspci lines without a bus
+    address in the order given (each line is one GPU: nothing tells two such lines apart),
+    declared IDs last in the order given (each counts, so eight ``10de:2330`` are eight GPUs).
     """
     found: dict[str, dict[str, Any]] = {}
+    unplaced: list[dict[str, Any]] = []
     declared: list[dict[str, Any]] = []
     for raw in lines:
         for line in raw.splitlines() or [raw]:
             hit = parse_line(line)
             if hit is not None:
                 slot, devid, name = hit
-                found.setdefault(slot, describe(devid, slot, name))
+                if slot is None:
+                    unplaced.append(describe(devid, None, name))
+                else:
+                    found.setdefault(slot, describe(devid, slot, name))
                 continue
             if declared_ok:
                 decl = DECLARED_RE.match(line)
                 if decl and (decl.group("vid") or NVIDIA_VENDOR).lower() == NVIDIA_VENDOR:
                     declared.append(describe(decl.group("did").lower(), None))
     ordered = [found[s] for s in sorted(found, key=slot_key)]
-    return ordered + declared
+    return ordered + unplaced + declared
 
 
 class FilterModule:

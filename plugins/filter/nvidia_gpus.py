@@ -14,6 +14,9 @@ description:
   - Finds every NVIDIA GPU function (PCI class VGA compatible controller C(0300), 3D controller C(0302) or
     Display controller C(0380)) in the text of C(lspci -nn), C(lspci -Dnn), C(lspci -n), C(lspci -mmnn) or an
     IOMMU group listing, and classifies it by its PCI device ID.
+  - A line without its bus address (C(lspci -nn) output pasted from a forum, a ticket or another tool) still counts
+    when it carries a display class code (C([0300]), C([0302]) or C([0380])) and NVIDIA's C([10de:xxxx]) pair; each
+    such line is one GPU.
   - HDMI audio, USB, UCSI, NVSwitch and bridge functions are never counted; other vendors (ASPEED or Matrox BMC
     VGA, Intel or AMD graphics) are ignored.
   - Alternatively takes a list of declared PCI IDs such as C(10de:2684) for hosts whose GPUs are not installed yet.
@@ -52,8 +55,9 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - One dictionary per NVIDIA GPU function, lspci functions in bus order, then declared IDs in the order given.
-    - C(slot) is the PCI address with domain (C(0000:01:00.0)), or null for a declared ID.
+    - One dictionary per NVIDIA GPU function, lspci functions in bus order, then lspci lines without a bus address
+      in the order given, then declared IDs in the order given.
+    - C(slot) is the PCI address with domain (C(0000:01:00.0)), or null for a line without one or a declared ID.
     - C(pci_id) is C(10de:XXXX) in lower case.
     - C(name) is NVIDIA's marketing name from the table, else the name lspci printed.
     - C(arch) is one of C(kepler), C(maxwell), C(pascal), C(volta), C(turing), C(ampere), C(ada), C(hopper),

@@ -159,6 +159,47 @@ def test_declared_ids_after_lspci_lines() -> None:
     assert [g["slot"] for g in gpus] == ["0000:01:00.0", None]
 
 
+def test_lines_without_bus_address_each_count_once() -> None:
+    gpus = nvidia_gpus(read_lspci("pasted_no_slot"))
+    assert [g["pci_id"] for g in gpus] == ["10de:2204", "10de:2204", "10de:2330", "10de:2684"]
+    assert all(g["slot"] is None for g in gpus)
+    assert archs(gpus) == ["ampere", "ampere", "hopper", "ada"]
+    assert gpus[0]["name"] == "NVIDIA GeForce RTX 3090"
+
+
+@pytest.mark.parametrize(
+    ("line", "pci_id"),
+    [
+        (
+            "VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)",
+            "10de:2684",
+        ),
+        ("VGA compatible controller [0300]: NVIDIA Corporation AD102 [10de:2684]", "10de:2684"),
+        ("3D controller [0302]: NVIDIA Corporation TU104GL [Tesla T4] [10de:1eb8] (rev a1)", "10de:1eb8"),
+        ("Display controller [0380]: NVIDIA Corporation Device [10de:2b85] (rev a1)", "10de:2b85"),
+        ("zz:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [10de:2684]", "10de:2684"),
+        ("  > 3D controller [0302]: NVIDIA Corporation GA100 [A100 SXM4 80GB] [10DE:20B2] (rev a1)\r", "10de:20b2"),
+    ],
+)
+def test_line_without_bus_address(line: str, pci_id: str) -> None:
+    (gpu,) = nvidia_gpus(line)
+    assert (gpu["slot"], gpu["pci_id"]) == (None, pci_id)
+    assert gpu["arch"] != "unknown"
+
+
+def test_lines_without_address_after_addressed_ones_before_declared() -> None:
+    lines = [
+        "3D controller [0302]: NVIDIA Corporation GH100 [H100 SXM5 80GB] [10de:2330] (rev a1)",
+        *read_lspci("desktop_rtx4090").splitlines(),
+        "10de:2b85",
+    ]
+    assert [(g["slot"], g["pci_id"]) for g in nvidia_gpus(lines)] == [
+        ("0000:01:00.0", "10de:2684"),
+        (None, "10de:2330"),
+        (None, "10de:2b85"),
+    ]
+
+
 def test_bare_id_in_text_is_not_a_declared_gpu() -> None:
     assert nvidia_gpus("2684\n10de:2684") == []
 
@@ -180,8 +221,10 @@ def test_unknown_nvidia_device() -> None:
         "not lspci at all",
         "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation",
         "\x00\xff\ufffd [10de:2684]",
-        "VGA compatible controller [0300]: NVIDIA Corporation AD102 [10de:2684]",
-        "zz:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [10de:2684]",
+        "Audio device [0403]: NVIDIA Corporation AD102 High Definition Audio Controller [10de:22ba] (rev a1)",
+        "\tSubsystem: NVIDIA Corporation Device [10de:147d]",
+        "VGA compatible controller [0300]: Intel Corporation Raptor Lake-P [Iris Xe Graphics] [8086:a7a0] (rev 04)",
+        "[0300] but no vendor pair",
         "x" * 100000,
         [],
         ["", "garbage", "10de:zzzz"],
