@@ -9,7 +9,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from conftest import read_lspci
 from nvidia_gpus import nvidia_gpus
-from nvidia_stack import FilterModule, nvidia_stack
+from nvidia_stack import FilterModule, load_common, nvidia_stack
 
 KEYS = {
     "supported",
@@ -39,6 +39,10 @@ CURRENT = {
 }
 
 
+# The newest cuDNN minor release of the generated table (every current one supports CUDA 12.0-12.9).
+NEWEST_CUDNN = max(load_common().policy()["cudnn"]["releases"], key=lambda v: tuple(map(int, v.split("."))))
+
+
 def plan(ids: list[str], **options: Any) -> dict[str, Any]:
     return nvidia_stack(nvidia_gpus(ids), **options)
 
@@ -62,7 +66,7 @@ def test_every_current_architecture_is_supported_on_ubuntu_with_580(arch: str) -
     assert result["gpus"] == 1
     expected = "proprietary" if arch in ("maxwell", "pascal", "volta") else "open"
     assert result["driver_flavor"] == expected
-    assert result["cudnn_version"] == ("9.10" if expected == "proprietary" else "9.17")
+    assert result["cudnn_version"] == ("9.10" if expected == "proprietary" else NEWEST_CUDNN)
     assert result["packages"]["cuda"] == ["cuda-toolkit-12-9"]
     assert result["cuda_repo"] == "ubuntu2404"
     suffix = "-open" if expected == "open" else ""
@@ -97,7 +101,7 @@ def test_no_gpu_gives_toolkit_only_plan() -> None:
     assert result["ubuntu_drivers"] is None
     assert result["packages"]["driver"] == []
     assert result["packages"]["cuda"] == ["cuda-toolkit-12-9"]
-    assert result["cudnn_version"] == "9.17"
+    assert result["cudnn_version"] == NEWEST_CUDNN
     assert "no NVIDIA GPU detected or declared: driver skipped" in result["reasons"]
     assert (
         nvidia_stack(nvidia_gpus(read_lspci("t4_matrox_server").replace("NVIDIA", "x").replace("10de", "1234")))["gpus"]
@@ -292,7 +296,7 @@ def test_server_ignored_on_debian() -> None:
 def test_every_choice_explained() -> None:
     result = plan([CURRENT["ada"]])
     joined = text(result)
-    for word in ("driver branch 580", "open kernel modules", "CUDA 12.9", "cuDNN 9.17"):
+    for word in ("driver branch 580", "open kernel modules", "CUDA 12.9", f"cuDNN {NEWEST_CUDNN}"):
         assert word in joined
 
 
