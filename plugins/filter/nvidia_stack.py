@@ -307,6 +307,8 @@ class Candidate:
     repo: str
     note: str = ""
     blockers: list[str] = field(default_factory=list)
+    # kernel-module flavours the distribution packages for this branch (and server choice)
+    flavors: frozenset[str] = frozenset(FLAVORS[1:])
 
 
 def _distro_candidates(
@@ -326,12 +328,22 @@ def _distro_candidates(
     def repo_of(branch: int) -> str:
         return str(branches[branch].get("repo", dist["driver_repo"]))
 
+    def flavors_of(branch: int) -> frozenset[str]:
+        row = branches[branch]
+        if family != "ubuntu":
+            return frozenset(row.get("packages") or FLAVORS[1:])
+        return frozenset(
+            "open" if v.endswith("-open") else "proprietary"
+            for v in row.get("variants", [])
+            if v.startswith("-server") == server
+        )
+
+    def candidate(requested: int, branch: int) -> Candidate:
+        note = str(branches[branch].get("note", ""))
+        return Candidate(requested, branch, repo_of(branch), note, flavors=flavors_of(branch))
+
     if forced is None:
-        return [
-            Candidate(b, b, repo_of(b), str(branches[b].get("note", "")))
-            for b in dist["preferred_branches"]
-            if b in branches and variant_ok(b)
-        ]
+        return [candidate(b, b) for b in dist["preferred_branches"] if b in branches and variant_ok(b)]
     effective = forced
     if forced in transitional:
         effective = transitional[forced]
@@ -343,11 +355,14 @@ def _distro_candidates(
         f"{b}{' (' + str(v.get('note')) + ')' if v.get('note') else ''}" for b, v in sorted(branches.items())
     )
     if effective not in branches:
-        return f"driver branch {forced} is not packaged for {distro}; available: {available}"
+        why = (dist.get("missing_branches") or {}).get(effective) or dist.get("missing_note")
+        return (
+            f"driver branch {forced} is not packaged for {distro}{f' ({why})' if why else ''}; available: {available}"
+        )
     if not variant_ok(effective):
         kind = "-server" if server else "desktop (non -server)"
         return f"driver branch {effective} has no {kind} packages on {distro}; available: {available}"
-    return [Candidate(forced, effective, repo_of(effective), str(branches[effective].get("note", "")))]
+    return [candidate(forced, effective)]
 
 
 def _cudnn_fit(row: dict[str, Any], cuda: str, archs: set[str]) -> bool:
@@ -524,6 +539,13 @@ def nvidia_stack(
                         f"{gpu.title()} is supported up to the {gpu.max_branch} branch only"
                         f" (NVIDIA's last branch for {gpu.label})"
                     )
+        usable = allowed & cand.flavors if flavor == "auto" else frozenset({flavor}) & cand.flavors
+        if not usable:
+            wanted = " or ".join(sorted(allowed if flavor == "auto" else {flavor}))
+            cand.blockers.append(
+                f"{distro} packages only the {' and '.join(sorted(cand.flavors)) or 'no'} kernel modules of the {b}"
+                f" branch{' for -server' if server_b else ''} ({cand.note}), and the plan needs {wanted}"
+            )
         fits = [c for c in ok_cuda if int(cuda_releases[c]["min_branch"]) <= b]
         if not fits:
             cand.blockers.append(
@@ -561,7 +583,8 @@ def nvidia_stack(
         + (f"; GPUs need at least {max(g.min_branch for g in current)}" if current else "")
     )
 
-    # --- flavour
+    # --- flavour (among those the GPUs support and the distribution packages for the branch)
+    allowed &= chosen.flavors
     default_from = int(pol["open_modules"]["default_from"])
     if flavor != "auto":
         chosen_flavor = flavor
@@ -570,7 +593,9 @@ def nvidia_stack(
         chosen_flavor = "open"
         if "proprietary" not in allowed:
             who = [g.title() for g in current if g.flavors == {"open"}]
-            reasons.append(f"open kernel modules: required by {', '.join(who)}")
+            only = f"the only ones {distro} packages for the {chosen.branch} branch{' (-server)' if server_b else ''}"
+            by = f"required by {', '.join(who)}" if who else only
+            reasons.append(f"open kernel modules: {by}")
         else:
             reasons.append(
                 f"open kernel modules: NVIDIA's default from the {default_from} branch and every GPU supports them"
@@ -579,7 +604,8 @@ def nvidia_stack(
         chosen_flavor = "proprietary"
         if "open" not in allowed:
             who = [f"{g.title()}: {g.flavor_why}" for g in current if "open" not in g.flavors]
-            reasons.append(f"proprietary kernel modules: {'; '.join(who)}")
+            only = f"the only ones {distro} packages for the {chosen.branch} branch{' (-server)' if server_b else ''}"
+            reasons.append(f"proprietary kernel modules: {'; '.join(who) or only}")
         else:
             reasons.append(
                 f"proprietary kernel modules: the default before the {default_from} branch"

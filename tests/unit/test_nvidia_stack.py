@@ -197,7 +197,96 @@ def test_forced_595_on_ada() -> None:
     result = plan([CURRENT["ada"]], driver_branch=595)
     assert result["supported"] and result["driver_branch"] == 595
     assert result["packages"]["driver"] == ["nvidia-driver-595-open", "nvidia-utils-595"]
-    assert plan([CURRENT["ada"]], driver_branch=595, server=True)["supported"] is False
+    # noble carries nvidia-graphics-drivers-595-server (libnvidia-extra-595-server); jammy's was not read
+    server = plan([CURRENT["ada"]], driver_branch=595, server=True)
+    assert server["packages"]["driver"] == ["nvidia-driver-595-server", "nvidia-utils-595-server"]
+    assert "the only ones ubuntu24.04 packages for the 595 branch (-server)" in text(server)
+    assert plan([CURRENT["ada"]], driver_branch=595, server=True, distro="ubuntu22.04")["supported"] is False
+    assert plan([CURRENT["blackwell"]], driver_branch=595, server=True)["supported"] is False
+
+
+# Every branch NVIDIA published from 580 on, forced on Ubuntu 24.04 for an RTX 4090:
+# (driver packages) when the archive carries it, else the words of the refusal.
+BRANCHES_2026 = {
+    580: ["nvidia-driver-580-open", "nvidia-utils-580"],
+    590: ["nvidia-driver-595-open", "nvidia-utils-595"],  # transitional to 595
+    595: ["nvidia-driver-595-open", "nvidia-utils-595"],
+    610: ["nvidia-driver-610-open", "nvidia-utils-610"],
+    615: ["nvidia-driver-615-open", "nvidia-utils-615"],
+    620: "620.70.06",
+}
+
+
+@pytest.mark.parametrize(("branch", "expected"), list(BRANCHES_2026.items()))
+def test_forcing_each_2026_branch_on_ubuntu(branch: int, expected: list[str] | str) -> None:
+    result = plan([CURRENT["ada"]], driver_branch=branch)
+    if isinstance(expected, list):
+        assert result["supported"], text(result)
+        assert result["packages"]["driver"] == expected
+        assert result["ubuntu_drivers"] == {"args": ["install", expected[0].replace("nvidia-driver-", "nvidia:")]}
+    else:
+        assert result["supported"] is False
+        assert "not packaged for ubuntu24.04" in text(result) and expected in text(result)
+
+
+def test_every_known_branch_works_or_is_refused_with_a_reason() -> None:
+    known = load_common().policy()["known_branches"]
+    for branch in known:
+        for distro in ("ubuntu22.04", "ubuntu24.04", "debian12"):
+            for arch, pci_id in CURRENT.items():
+                for server in (False, True):
+                    result = plan([pci_id], driver_branch=branch, distro=distro, server=server)
+                    if result["supported"]:
+                        assert result["driver_branch"] >= branch or branch in (535, 565, 570), (branch, distro, arch)
+                        assert result["packages"]["driver"], (branch, distro, arch)
+                    else:
+                        assert str(branch) in text(result) or "transitional" in text(result), (branch, distro, arch)
+
+
+def test_615_has_only_open_modules_on_ubuntu() -> None:
+    forced = plan([CURRENT["ada"]], driver_branch=615, flavor="proprietary")
+    assert forced["supported"] is False
+    assert "packages only the open kernel modules of the 615 branch" in text(forced)
+    assert "transitional to nvidia-driver-615-open" in text(forced)
+    cmp_card = plan(["10de:1e09"], driver_branch=615)  # CMP 30HX: no kernelopen in supported-gpus.json
+    assert cmp_card["supported"] is False and "needs proprietary" in text(cmp_card)
+    auto = plan([CURRENT["ada"]], driver_branch=615)
+    assert "open kernel modules: the only ones ubuntu24.04 packages for the 615 branch" in text(auto)
+
+
+def test_branches_after_580_refuse_maxwell_pascal_volta() -> None:
+    for branch in (595, 610, 615):
+        for arch in ("maxwell", "pascal", "volta"):
+            result = plan([CURRENT[arch]], driver_branch=branch)
+            assert result["supported"] is False
+            assert "up to the 580 branch" in text(result), (branch, arch)
+
+
+def test_debian12_refuses_branches_it_does_not_offer_and_says_why() -> None:
+    for branch in (590, 595, 610, 615, 620):
+        result = plan([CURRENT["ada"]], driver_branch=branch, distro="debian12")
+        assert result["supported"] is False
+        assert "nvidia-driver-pinning-<branch>" in text(result), branch
+
+
+def test_default_stays_on_the_lts_branch_and_says_so() -> None:
+    for distro in ("ubuntu22.04", "ubuntu24.04"):
+        result = plan([CURRENT["ada"]], distro=distro)
+        assert result["driver_branch"] == 580
+        assert "driver branch 580 (LTSB until 2028-06, restricted): the preferred branch" in text(result)
+
+
+def test_branch_lifecycle_data_matches_the_architecture_limits() -> None:
+    pol = load_common().policy()
+    info = pol["branch_lifecycle"]["info"]
+    assert pol["branch_lifecycle"]["source"]
+    for branch, row in info.items():
+        assert row["designation"] in ("LTSB", "PB", "NFB")
+        for arch in row.get("drops", []):
+            assert int(pol["architectures"][arch]["max_branch"]) < int(branch), (branch, arch)
+    for branch in pol["known_branches"]:
+        if branch >= 580:
+            assert branch in info, branch
 
 
 def test_forced_branch_not_packaged() -> None:
