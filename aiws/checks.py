@@ -86,6 +86,12 @@ def _sm_flags(plan: Mapping[str, Any]) -> str:
     return " ".join(flags)
 
 
+def _cmake_archs(plan: Mapping[str, Any]) -> str:
+    """CMAKE_CUDA_ARCHITECTURES for the GPUs of the plan ("89;120"), "" = CMake's default."""
+    caps = sorted({str(g.get("compute_capability")) for g in plan.get("gpus") or [] if g.get("compute_capability")})
+    return ";".join(cap.replace(".", "") for cap in caps if re.fullmatch(r"\d+\.\d+", cap))
+
+
 def _ver(text: Any) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", str(text or "")))
 
@@ -175,7 +181,12 @@ def plan_probes(
 
     cudnn_fact = _fact(facts, "cudnn")
     samples = str((cudnn_fact or {}).get("samples") or CUDNN_SAMPLES)
-    cudnn = {"run": cudnn_fact is not None, "reason": None if cudnn_fact else _stage_missing("cudnn"), "samples": samples}
+    cudnn = {
+        "run": cudnn_fact is not None,
+        "reason": None if cudnn_fact else _stage_missing("cudnn"),
+        "samples": samples,
+        "archs": _cmake_archs(plan),
+    }
 
     conda_fact = _fact(facts, "anaconda")
     users = [str(u) for u in (conda_fact or {}).get("users") or []]
@@ -442,24 +453,34 @@ def _judge_cudnn(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dict
     if not todo["cudnn"]["run"]:
         return [_skip("cudnn_mnist", todo["cudnn"]["reason"], expected)]
     sections = parsers.parse_sections((_result(probe.get("mnist")) or {}).get("out", ""))
+    skipped = sections.get("skip")
+    if skipped is not None:
+        # The samples need a build system this host lacks (or a layout the check does not know): not a GPU fault.
+        why = " ".join(skipped["output"].split())[:400] or "the samples could not be built here"
+        return [_skip("cudnn_mnist", why, expected)]
     build = sections.get("build")
     if build is None:
         missing = sections.get("missing")
         why = missing["output"] if missing else "the script did not report"
         return [_check("cudnn_mnist", "fail", expected, why[:200],
                        "the cuDNN samples are not installed: rerun `--tags cudnn` (package libcudnn9-samples)")]
+    system_line = re.search(r"^build system: (\S+)", build["output"], re.MULTILINE)
+    system = system_line.group(1) if system_line else "make"
     if build["rc"] != 0:
         out = build["output"]
-        if "FreeImage.h" in out or "-lfreeimage" in out:
+        if "FreeImage.h" in out or "-lfreeimage" in out or "libfreeimage" in out:
             hint = "FreeImage is missing: install libfreeimage-dev (the cudnn stage lists it)"
-        elif "cudnn.h" in out or "-lcudnn" in out:
+        elif "cudnn.h" in out or "-lcudnn" in out or "cuDNN" in out:
             hint = "cuDNN headers or library are missing: install libcudnn9-dev-cuda-12 (`--tags cudnn`)"
-        elif "cuda_runtime" in out or "-lcudart" in out or "nvcc" in out:
-            hint = "the CUDA toolkit is missing or not at /usr/local/cuda: rerun `--tags cuda`"
+        elif any(w in out for w in ("cuda_runtime", "-lcudart", "nvcc", "CUDAToolkit", "CMAKE_CUDA_COMPILER")):
+            hint = "the CUDA toolkit is missing or not on a login shell's PATH: rerun `--tags cuda`"
         else:
-            hint = "the sample does not build: see the make output with -v"
-        error = next((line.strip() for line in out.splitlines() if "error" in line.lower()), _first_line(out))
-        return [_check("cudnn_mnist", "fail", expected, f"build failed: {error[:200]}", hint)]
+            hint = f"the sample does not build: see the {system} output with -v"
+        error = next(
+            (line.strip() for line in out.splitlines() if "error" in line.lower() and "build system:" not in line),
+            _first_line(out),
+        )
+        return [_check("cudnn_mnist", "fail", expected, f"build failed ({system}): {error[:200]}", hint)]
     run = sections.get("run") or {"rc": 1, "output": ""}
     result = parsers.parse_mnist(run["output"], run["rc"])
     version = result["cudnn_version"]
@@ -468,7 +489,7 @@ def _judge_cudnn(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dict
         if want and version and not want.startswith(version) and not version.startswith(want):
             return [_check("cudnn_mnist", "fail", f"{expected} (cuDNN {want})", f"Test passed! with cuDNN {version}",
                            "the sample ran against another cuDNN than the stage installed: check `ldconfig -p | grep cudnn`")]
-        return [_check("cudnn_mnist", "pass", expected, f"Test passed! (cuDNN {version or '?'})")]
+        return [_check("cudnn_mnist", "pass", expected, f"Test passed! (cuDNN {version or '?'}, built with {system})")]
     if not todo["gpu"]["run"]:
         return [_skip("cudnn_mnist", f"built; running it needs a GPU ({todo['gpu']['reason']})", expected)]
     return [_check("cudnn_mnist", "fail", expected, _first_line(run["output"]) or f"rc={run['rc']}",

@@ -113,6 +113,14 @@ _value:
         - C(driver), C(cuda) and C(cudnn) package lists (ansible.builtin.apt names).
         - cuDNN packages carry a version wildcard (C(cudnn9-cuda-12=9.10.*)) that keeps them on the chosen release.
       type: dict
+    cudnn_samples:
+      description:
+        - How the chosen cuDNN's C(libcudnn9-samples) build (C(make) with a per-sample Makefile, or C(cmake) with a
+          top-level CMakeLists.txt), at C(path), the CMake version they need (C(cmake_minimum)), and C(cmake) =
+          C({package, release}) the cudnn stage installs for them (C(release) = an apt default release such as
+          C(bookworm-backports)), or null when make builds them or the distribution has no CMake new enough.
+        - Null when the plan is not supported.
+      type: dict
     ubuntu_drivers:
       description: C({args} = [install, --gpgpu, nvidia:580-server-open]) for C(ubuntu-drivers), or null on Debian.
       type: dict
@@ -413,6 +421,7 @@ def nvidia_stack(
         "cudnn_version": None,
         "cuda_repo": dist["cuda_repo"],
         "packages": {"driver": [], "cuda": [], "cudnn": []},
+        "cudnn_samples": None,
         "ubuntu_drivers": None,
         "gpus": total,
         "architectures": architectures,
@@ -703,6 +712,7 @@ def _finish(
         "cudnn": [f"{p}={chosen_cudnn}.*" for p in pol["cudnn"]["packages"]] + list(pol["cudnn"]["sample_build_deps"]),
     }
     plan.update(supported=True, cuda_version=chosen_cuda, cudnn_version=chosen_cudnn, packages=packages)
+    plan["cudnn_samples"] = _samples(pol["cudnn"], row, dist, distro, chosen_cudnn, reasons)
     if chosen is None or chosen_flavor is None:
         return plan
     plan.update(driver_branch=chosen.branch, driver_flavor=chosen_flavor, driver_repo=chosen.repo)
@@ -725,6 +735,36 @@ def _finish(
         branch_row = dist["branches"][chosen.branch]
         packages["driver"] = [p.format(branch=chosen.branch) for p in branch_row["packages"][chosen_flavor]]
     return plan
+
+
+def _samples(
+    cudnn: dict[str, Any], row: dict[str, Any], dist: dict[str, Any], distro: str, version: str, reasons: list[str]
+) -> dict[str, Any]:
+    """How the mnistCUDNN check builds this release's samples, and the CMake it needs from the distribution."""
+    layout = row.get("samples") or {"build": "make"}
+    need = str(layout.get("cmake_minimum", ""))
+    samples: dict[str, Any] = {"path": cudnn["samples_path"], "build": layout["build"], "cmake_minimum": need or None}
+    samples["cmake"] = None
+    if layout["build"] != "cmake":
+        reasons.append(f"cuDNN {version} samples: a Makefile in every sample; the mnistCUDNN check builds it with make")
+        return samples
+    have = dist.get("cmake") or {}
+    ok = bool(have) and (not need or _ver(str(have["version"])) >= _ver(need))
+    where = f" from {have['release']}" if have.get("release") else ""
+    if ok:
+        spec = f"{cudnn['cmake_package']}>={need}" if need else str(cudnn["cmake_package"])
+        samples["cmake"] = {"package": spec, "release": have.get("release")}
+        reasons.append(
+            f"cuDNN {version} samples: a top-level CMakeLists.txt (CMake {need} or newer, FreeImage beside the"
+            f" sample); the cudnn stage installs cmake {have['version']}{where} for the mnistCUDNN check"
+        )
+    else:
+        reasons.append(
+            f"cuDNN {version} samples build with CMake {need} or newer and {distro} has cmake"
+            f" {have.get('version', 'unknown')}: the mnistCUDNN check will report skip (install CMake {need}+,"
+            " or ask for a cuDNN whose samples build with make, 9.10 or older)"
+        )
+    return samples
 
 
 class FilterModule:

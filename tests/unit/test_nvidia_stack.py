@@ -20,6 +20,7 @@ KEYS = {
     "cudnn_version",
     "cuda_repo",
     "packages",
+    "cudnn_samples",
     "ubuntu_drivers",
     "gpus",
     "architectures",
@@ -440,3 +441,28 @@ def test_bad_input_raises_naming_the_filter(bad: Any) -> None:
 def test_hand_written_gpu_dicts_accepted() -> None:
     result = nvidia_stack([{"arch": "ampere"}, {"pci_id": "10de:2684"}])
     assert result["supported"] and result["architectures"] == ["ampere", "ada"]
+
+
+@pytest.mark.parametrize(
+    ("pci_id", "distro", "build", "cmake"),
+    [
+        (CURRENT["ada"], "ubuntu24.04", "cmake", {"package": "cmake>=3.27", "release": None}),
+        (CURRENT["ada"], "debian12", "cmake", {"package": "cmake>=3.27", "release": "bookworm-backports"}),
+        (CURRENT["ada"], "ubuntu22.04", "cmake", None),
+        (CURRENT["pascal"], "ubuntu24.04", "make", None),
+        (CURRENT["pascal"], "debian12", "make", None),
+    ],
+)
+def test_samples_build_the_way_the_planned_cudnn_ships_them(pci_id: str, distro: str, build: str, cmake: Any) -> None:
+    result = plan([pci_id], distro=distro)
+    samples = result["cudnn_samples"]
+    assert samples["path"] == "/usr/src/cudnn_samples_v9"
+    assert (samples["build"], samples["cmake"]) == (build, cmake)
+    if build == "cmake" and cmake is None:
+        assert "3.22.1: the mnistCUDNN check will report skip" in text(result)
+    if build == "make":
+        assert "a Makefile in every sample" in text(result)
+
+
+def test_no_samples_plan_when_unsupported() -> None:
+    assert plan(["10de:ffff"])["cudnn_samples"] is None

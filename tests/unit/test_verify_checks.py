@@ -310,3 +310,18 @@ def test_pytorch_check_optional() -> None:
     cpu = dict(on, pytorch=ran("cuda_available=False device_count=0\n"))
     assert "CPU-only" in by_name(checks.judge(cpu))["pytorch_gpus"]["hint"]
     assert "pytorch_gpus" not in by_name(checks.judge(good_gpu_probe()))
+
+
+def test_mnist_probe_gets_the_cmake_architectures_of_the_gpus() -> None:
+    p = plan(gpus=2)
+    p["gpus"].append(gpu("NVIDIA GeForce RTX 5090", "blackwell", "12.0"))
+    todo = checks.plan_probes(p, FACTS_ALL, "3")
+    assert todo["cudnn"]["archs"] == "120;89"
+    assert checks.plan_probes(plan(gpus=0), FACTS_ALL, "0")["cudnn"]["archs"] == ""
+
+
+def test_mnist_missing_build_system_is_a_skip_with_its_reason() -> None:
+    why = "/usr/src/cudnn_samples_v9 builds with CMake 3.27 or newer (...), and this host's cmake is 3.22.1"
+    result = by_name(checks.judge(good_gpu_probe(mnist=ran(why + "\n### skip rc=0\n"))))
+    assert result["cudnn_mnist"]["status"] == "skip"
+    assert result["cudnn_mnist"]["hint"].startswith("/usr/src/cudnn_samples_v9 builds with CMake 3.27")
