@@ -195,3 +195,19 @@ def test_live_pypi_answer_gives_the_committed_table() -> None:
         [sys.executable, str(GENERATOR), "--check"], check=False, capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stderr
+
+
+def test_fixture_repository_carries_the_newest_cudnn_and_the_last_for_pascal() -> None:
+    """The container scenario installs what the plan picks: the fixture must carry it."""
+    spec = importlib.util.spec_from_file_location("nvidia_repo", ROOT / "tests" / "fixtures" / "nvidia_repo.py")
+    assert spec and spec.loader
+    nvidia_repo = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("nvidia_repo", nvidia_repo)  # its dataclasses look their module up
+    spec.loader.exec_module(nvidia_repo)
+    releases = yaml.safe_load(TABLE.read_text(encoding="utf-8"))["releases"]
+    newest = max(releases, key=_ver)
+    assert releases[newest]["apt"] in nvidia_repo.DEFAULT_CUDNN
+    assert releases["9.10"]["apt"] in nvidia_repo.DEFAULT_CUDNN
+    for version in nvidia_repo.DEFAULT_CUDNN:
+        minor = ".".join(version.split(".")[:2])
+        assert nvidia_repo.samples_layout(version) == releases[minor]["samples"]["build"], version

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-# The plan picks 9.10 for the Pascal card (its last cuDNN); the Ada host pins 9.14 in its group_vars.
-EXPECTED = {"aiws-ada": "9.14", "aiws-pascal": "9.10"}
+# The plan picks 9.10 for the Pascal card (its last cuDNN) and the newest cuDNN for CUDA 12 for the Ada card.
+_TABLE = Path(__file__).resolve().parents[3] / "plugins" / "filter" / "data" / "nvidia_cudnn.yml"
+_NEWEST = max(yaml.safe_load(_TABLE.read_text())["releases"], key=lambda v: tuple(int(p) for p in v.split(".")))
+EXPECTED = {"aiws-ada": _NEWEST, "aiws-pascal": "9.10"}
+# How each release's samples build: a Makefile in the sample up to 9.10, a top-level CMakeLists.txt after.
+LAYOUT = {"aiws-ada": "cmake", "aiws-pascal": "make"}
 
 
 @pytest.fixture()
@@ -38,12 +44,21 @@ def test_apt_stays_on_the_minor_release(host, minor: str) -> None:
 
 
 def test_samples_are_installed_for_the_mnist_check(host) -> None:
-    assert host.file("/usr/src/cudnn_samples_v9/mnistCUDNN/Makefile").exists
+    layout = LAYOUT[host.check_output("hostname").strip()]
+    assert host.file("/usr/src/cudnn_samples_v9/CMakeLists.txt").exists
+    assert host.file("/usr/src/cudnn_samples_v9/mnistCUDNN/Makefile").exists is (layout == "make")
     assert host.package("libfreeimage-dev").is_installed
+    if layout == "cmake":
+        # Debian 12's own cmake is 3.25; the samples need 3.27 or newer: the stage takes bookworm-backports'.
+        version = host.check_output("cmake --version").splitlines()[0].split()[-1]
+        assert tuple(int(p) for p in version.split(".")[:2]) >= (3, 27), version
+        assert "~bpo12" in host.package("cmake").version
 
 
 def test_fact_records_cudnn(host, minor: str) -> None:
     fact = json.loads(host.file("/etc/ansible/facts.d/aiws_cudnn.fact").content_string)
     assert fact["version"] == minor
+    assert fact["samples"] == "/usr/src/cudnn_samples_v9"
+    assert fact["samples_build"] == LAYOUT[host.check_output("hostname").strip()]
     assert fact["package_version"].startswith(minor + ".")
     assert fact["cuda_major"] == "12"

@@ -103,6 +103,16 @@ def test_nvcc_check_reports_the_planned_cuda_when_the_toolkit_is_installed(host)
     assert nvcc["expected"] == "12.4" and nvcc["observed"].startswith("12.4 (V12.4.")
 
 
+def test_mnist_builds_the_way_the_installed_samples_ship(host) -> None:
+    """The fixture's samples: a Makefile for the Pascal host's cuDNN 9.10, CMake for the Ada host's newest."""
+    if "aiws_cudnn" not in _facts(host):
+        pytest.skip("the cudnn stage is not part of this branch yet (no aiws_cudnn.fact)")
+    (mnist,) = [c for c in _result(host)["checks"] if c["check"] == "cudnn_mnist"]
+    system = {"aiws-ada": "cmake", "aiws-pascal": "make"}[_kind(host)]
+    assert mnist["status"] == "pass", mnist
+    assert mnist["observed"].endswith(f"built with {system})"), mnist
+
+
 def test_verification_left_no_scratch_directories(host) -> None:
     assert _state(host)[2] == ""
 
