@@ -117,8 +117,9 @@ _value:
       description:
         - How the chosen cuDNN's C(libcudnn9-samples) build (C(make) with a per-sample Makefile, or C(cmake) with a
           top-level CMakeLists.txt), at C(path), the CMake version they need (C(cmake_minimum)), and C(cmake) =
-          C({package, release}) the cudnn stage installs for them (C(release) = an apt default release such as
-          C(bookworm-backports)), or null when make builds them or the distribution has no CMake new enough.
+          C({package, release}) the cudnn stage installs for them (C(release) = the apt release such as
+          C(bookworm-backports) that cmake and cmake-data alone are pinned to), or null when make builds them or
+          the distribution has no CMake new enough.
         - Null when the plan is not supported.
       type: dict
     ubuntu_drivers:

@@ -53,6 +53,9 @@ def test_samples_are_installed_for_the_mnist_check(host) -> None:
         version = host.check_output("cmake --version").splitlines()[0].split()[-1]
         assert tuple(int(p) for p in version.split(".")[:2]) >= (3, 27), version
         assert "~bpo12" in host.package("cmake").version
+        # only cmake and cmake-data come from backports (apt-get -t would have moved libcurl4 too)
+        assert "bpo" not in host.package("libcurl4").version
+        assert "Package: cmake cmake-data" in host.file("/etc/apt/preferences.d/aiws-cmake").content_string
 
 
 def test_fact_records_cudnn(host, minor: str) -> None:
