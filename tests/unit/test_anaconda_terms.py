@@ -32,24 +32,8 @@ NON_INTERACTIVE = "CondaToSNonInteractiveError: Terms of Service have not been a
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):
-    """The fixture installers and the terms endpoints, served on a free loopback port."""
-    www = tmp_path_factory.mktemp("www")
-    subprocess.run([sys.executable, str(ROOT / "tests/fixtures/fx_anaconda.py"), "build", str(www / "anaconda")],
-                   check=True, capture_output=True)
-    manifest = json.loads((www / "anaconda/installers.json").read_text())
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
-                               "--log", str(www.parent / "serve.log")], stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    base = server.stdout.readline().split()[1].rstrip("/")
-    yield base, www, manifest
-    server.terminate()
-    server.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def prefix(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _, www, manifest = served
+def prefix(fixture_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _, www, manifest = fixture_server
     where = tmp_path_factory.mktemp("opt") / "anaconda3"
     installer = www / "anaconda" / manifest["installers"]["2099.01-0"]["file"]
     subprocess.run(["bash", str(installer), "-b", "-p", str(where)], check=True, capture_output=True)
@@ -57,9 +41,9 @@ def prefix(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def lab(served, prefix: Path, tmp_path: Path):
+def lab(fixture_server, prefix: Path, tmp_path: Path):
     """A user's view: own HOME, a system condarc whose default_channels are the served stand-ins."""
-    base = served[0]
+    base = fixture_server[0]
     home = tmp_path / "home"
     home.mkdir()
     condarc = tmp_path / "system.condarc"
@@ -151,8 +135,8 @@ def test_conda_tos_accept_records_where_asked_and_only_for_that_channel(lab) -> 
     assert len(records(lab["prefix"] / "conda-meta/tos")) == 2
 
 
-def test_records_precedence_newest_version_then_search_path_order(lab, served) -> None:
-    base, www, _ = served
+def test_records_precedence_newest_version_then_search_path_order(lab, fixture_server) -> None:
+    base, www, _ = fixture_server
     main = f"{base}/conda/pkgs/main"
     args = ("--override-channels", "-c", main)
     # A user's rejection and the installation's acceptance of the same version: the installation
