@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,21 @@ def read_lspci(name: str) -> str:
 def lspci() -> object:
     """Fixture returning the reader of lspci fixture files."""
     return read_lspci
+
+
+@pytest.fixture(scope="session")
+def fixture_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict]]:
+    """tests/fixtures/fx_anaconda.py's installers and terms endpoints, served on a free loopback port.
+
+    Yields the base URL, the web root and the installers' manifest (installers.json)."""
+    www = tmp_path_factory.mktemp("www")
+    subprocess.run([sys.executable, str(ROOT / "tests/fixtures/fx_anaconda.py"), "build", str(www / "anaconda")],
+                   check=True, capture_output=True)
+    manifest = json.loads((www / "anaconda/installers.json").read_text())
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
+                               "--log", str(www.parent / "serve.log")], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    base = server.stdout.readline().split()[1].rstrip("/")
+    yield base, www, manifest
+    server.terminate()
+    server.wait(timeout=10)

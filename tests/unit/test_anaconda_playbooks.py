@@ -65,6 +65,8 @@ BAD = {
     "unknown-version": ({"anaconda_version": "2030.01-0"}, "is not listed in data/installers.yml"),
     "bad-sha": ({"anaconda_installer_sha256": "1234"}, 'anaconda_installer_sha256 (64 hex digits, got "1234")'),
     "flavor": ({"anaconda_flavor": "conda"}, "anaconda_flavor"),
+    "terms-scope": ({"anaconda_terms_scope": "everyone"},
+                    "value of anaconda_terms_scope must be one of: installation, user, got: everyone"),
     "http-pypi": ({"python_mirrors_mirror": {"pypi": "http://devpi.lab.example/simple"}},
                   "plain http: http://devpi.lab.example/simple"),
     "unknown-user": ({"anaconda_users": ["root", "nosuchuser-aiws"]},
@@ -116,20 +118,7 @@ def test_bad_settings_are_named_in_preflight(preflight, case: str) -> None:
 
 # --- installer life cycle on a temporary prefix -------------------------------------------------
 
-@pytest.fixture(scope="module")
-def fixture_server(tmp_path_factory: pytest.TempPathFactory):
-    www = tmp_path_factory.mktemp("www")
-    subprocess.run([sys.executable, str(ROOT / "tests/fixtures/fx_anaconda.py"), "build", str(www / "anaconda")],
-                   check=True, capture_output=True)
-    manifest = json.loads((www / "anaconda/installers.json").read_text())
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
-                               "--log", str(www.parent / "serve.log")], stdout=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    base = line.split()[1].rstrip("/")
-    yield base, www, manifest
-    server.terminate()
-    server.wait(timeout=10)
-
+# fixture_server (the fixture installers served on loopback): tests/unit/conftest.py
 
 def life_cycle_playbook(tmp: Path) -> Path:
     playbook = tmp / "installer.yml"
