@@ -25,3 +25,41 @@ def read_lspci(name: str) -> str:
 def lspci() -> object:
     """Fixture returning the reader of lspci fixture files."""
     return read_lspci
+
+
+class RecordingProxy:
+    """A forward HTTP proxy on loopback that answers every request itself (200, or 404 for paths ending in
+    /missing) and records the target and the Proxy-Authorization user:password of each."""
+
+    def __init__(self) -> None:
+        import base64
+        import http.server
+        import threading
+
+        seen: list[dict[str, str]] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                auth = self.headers.get("Proxy-Authorization", "")
+                user = base64.b64decode(auth.split()[1]).decode() if auth.startswith("Basic ") else ""
+                seen.append({"target": self.path, "auth": user})
+                self.send_response(404 if self.path.endswith("/missing") else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def recording_proxy():
+    """A RecordingProxy for the module's tests; its address is proxy.address (host:port)."""
+    proxy = RecordingProxy()
+    yield proxy
+    proxy.server.shutdown()

@@ -1,17 +1,14 @@
 """preflight's aiws_url_probe module: every URL at once, short timeouts, apt's or the environment's proxy.
 
 The module's functions are called directly against loopback servers: a static server (tests/fixtures/
-serve.py, with a slow path) and a small forward proxy that answers every request itself and records it.
+serve.py, with a slow path) and a forward proxy that answers every request itself and records it (conftest.py).
 """
 
 from __future__ import annotations
 
-import base64
-import http.server
 import importlib.util
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,33 +30,6 @@ def load_module() -> ModuleType:
 
 
 probe = load_module()
-
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    """A forward proxy that answers every request itself: 200, or 404 for paths ending in /missing."""
-
-    seen: list[dict[str, str]] = []
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        auth = self.headers.get("Proxy-Authorization", "")
-        user = base64.b64decode(auth.split()[1]).decode() if auth.startswith("Basic ") else ""
-        Recorder.seen.append({"target": self.path, "auth": user})
-        status = 404 if self.path.endswith("/missing") else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-
-@pytest.fixture(scope="module")
-def proxy() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +99,8 @@ def test_probes_run_at_once_and_name_each_failure(web: str) -> None:
         f"{web}/repo/missing: HTTP 404 Not Found (set by aiws_mirror_custom.pypi; no proxy)")
 
 
-def test_probes_go_through_the_proxy_and_never_show_its_credentials(proxy: str) -> None:
-    Recorder.seen.clear()
+def test_probes_go_through_the_proxy_and_never_show_its_credentials(recording_proxy: Any) -> None:
+    proxy = recording_proxy.address
     env = {"http_proxy": f"http://lab:env-pass-5@{proxy}"}
     apt = {"http": f"http://apt:apt-pass-6@{proxy}/"}
     urls = [{"url": "http://deb.mirror.test/debian/dists/bookworm/InRelease", "set_by": "apt", "via": "apt"},
@@ -139,7 +109,7 @@ def test_probes_go_through_the_proxy_and_never_show_its_credentials(proxy: str) 
     results = probe.run_probes(urls, timeout=5, workers=4, env=env, apt=apt)
     by = {r["set_by"]: r for r in results}
     assert by["apt"]["ok"] and by["pypi"]["ok"] and not by["gone"]["ok"]
-    seen = {s["target"]: s["auth"] for s in Recorder.seen}
+    seen = {s["target"]: s["auth"] for s in recording_proxy.seen}
     assert seen["http://deb.mirror.test/debian/dists/bookworm/InRelease"] == "apt:apt-pass-6"
     assert seen["http://pypi.mirror.test/simple/"] == "lab:env-pass-5"
     shown = repr(results)
