@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,17 @@ def recording_proxy():
     proxy = RecordingProxy()
     yield proxy
     proxy.server.shutdown()
+
+
+@contextlib.contextmanager
+def serve_www(www: Path, *args: str) -> Iterator[str]:
+    """tests/fixtures/serve.py on a free loopback port for the folder www (extra args: --delay, --fail);
+    yields its base URL, without a trailing slash."""
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
+                               "--log", str(www.parent / f"serve-{www.name}.log"), *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().split()[1].rstrip("/")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import serve_www
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
@@ -155,14 +156,8 @@ def fixture_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (www / "pypi/simple/index.html").write_text("<html></html>\n")
     for channel in ("conda/pkgs/main/noarch", "conda/cloud/conda-forge/noarch", "slow/cloud/conda-forge/noarch"):
         _channel(www, channel)
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
-         "--log", str(www.parent / "serve.log"), "--delay", "/slow/=30"],
-        stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    yield server.stdout.readline().split()[1].rstrip("/")
-    server.terminate()
-    server.wait(timeout=30)
+    with serve_www(www, "--delay", "/slow/=30") as base:
+        yield base
 
 
 def baseline(base: str, tmp: Path) -> dict[str, Any]:

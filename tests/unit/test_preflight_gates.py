@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import serve_www
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -95,10 +96,15 @@ def test_a_lower_case_fingerprint_is_the_same_key_in_the_cuda_stage(tmp_path: Pa
     repo = tmp_path / "www/repos/debian12/x86_64"
     repo.mkdir(parents=True)
     shutil.copy(key, repo / "test.pub")
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(tmp_path / "www"),
-                               "--port", "0", "--log", str(tmp_path / "serve.log")], stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    base = server.stdout.readline().split()[1].rstrip("/")
+    with serve_www(tmp_path / "www") as base:
+        run = check_repository_tasks(tmp_path, base, fpr)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    # The key was fetched and compared (it is not installed here), and it matched.
+    assert "TASK [cuda_toolkit : repository | Refuse a key that is not the pinned one]" in run.stdout
+
+
+def check_repository_tasks(tmp_path: Path, base: str, fpr: str) -> subprocess.CompletedProcess[str]:
+    """The cuda_toolkit role's input checks and repository tasks, in check mode, with fpr in lower case."""
     play = tmp_path / "repository.yml"
     play.write_text(yaml.safe_dump([{
         "name": "The CUDA stage's repository tasks, in check mode",
@@ -123,11 +129,4 @@ def test_a_lower_case_fingerprint_is_the_same_key_in_the_cuda_stage(tmp_path: Pa
              "ansible.builtin.include_role": {"name": "cuda_toolkit", "tasks_from": "repository.yml"}},
         ],
     }]))
-    try:
-        run = playbook(str(play), "-i", "localhost,", "--check", tmp=tmp_path)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    # The key was fetched and compared (it is not installed here), and it matched.
-    assert "TASK [cuda_toolkit : repository | Refuse a key that is not the pinned one]" in run.stdout
+    return playbook(str(play), "-i", "localhost,", "--check", tmp=tmp_path)

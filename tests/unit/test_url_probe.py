@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import serve_www
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,13 +40,8 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (www / "repo/InRelease").write_text("Origin: test\n")
     (www / "slow").mkdir()
     (www / "slow/file").write_text("late\n")
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
-                               "--log", str(www.parent / "serve.log"), "--delay", "/slow/=2"],
-                              stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    yield server.stdout.readline().split()[1].rstrip("/")
-    server.terminate()
-    server.wait(timeout=30)
+    with serve_www(www, "--delay", "/slow/=2") as base:
+        yield base
 
 
 def test_apt_proxy_settings_are_read_from_apt_config_dump() -> None:
