@@ -407,21 +407,21 @@ def path_errors(path: Any, name: str, kind: str = "dir") -> list[str]:
     if norm in SYSTEM_DIRS:
         default = defaults().get(name)
         own = "a folder of its own" + (f", e.g. the default {default}" if isinstance(default, str) and default.startswith("/") else "")
-        return [f"{name} is {shown}, {'the root directory' if norm == '/' else 'a system directory'}:"
-                f" the role would take it over; choose {own}."]
+        return [(f"{name} is {shown}, {'the root directory' if norm == '/' else 'a system directory'}:"
+                f" the role would take it over; choose {own}.")]
     volatile = _under(norm, VOLATILE_TREES)
     if volatile:
-        return [f"{name} is {shown}, inside {volatile}, which is emptied at boot or belongs to the kernel:"
-                " choose a folder that persists, e.g. under /var or /opt."]
+        return [(f"{name} is {shown}, inside {volatile}, which is emptied at boot or belongs to the kernel:"
+                " choose a folder that persists, e.g. under /var or /opt.")]
     if kind == "prefix":
         tree = _under(norm, SYSTEM_TREES)
         if tree or (norm.startswith("/usr/") and not norm.startswith("/usr/local/")):
             where = tree or "/usr"
-            return [f"{name} is {shown}, inside {where}, which the system and its package manager own:"
-                    " choose a folder of its own such as /opt/anaconda3 or /srv/conda."]
+            return [(f"{name} is {shown}, inside {where}, which the system and its package manager own:"
+                    " choose a folder of its own such as /opt/anaconda3 or /srv/conda.")]
         if posixpath.dirname(norm) == "/home":
-            return [f"{name} is {shown}, directly under /home where the users' home directories live:"
-                    " choose a folder of its own such as /opt/anaconda3 or /home/shared/anaconda3."]
+            return [(f"{name} is {shown}, directly under /home where the users' home directories live:"
+                    " choose a folder of its own such as /opt/anaconda3 or /home/shared/anaconda3.")]
     return []
 
 

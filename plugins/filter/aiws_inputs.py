@@ -36,8 +36,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from aiws import inputs  # noqa: E402  (after the path set-up)
-
+from aiws import inputs
 
 _plain = inputs.plain
 

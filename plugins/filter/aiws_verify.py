@@ -22,7 +22,6 @@ if _REPO not in sys.path:
 
 from aiws import checks, inputs, report
 
-
 _plain = inputs.plain
 
 

@@ -43,10 +43,10 @@ class RecordingProxy:
         self.seen = seen
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            def do_GET(self) -> None:
                 auth = self.headers.get("Proxy-Authorization", "")
                 user = base64.b64decode(auth.split()[1]).decode() if auth.startswith("Basic ") else ""
                 seen.append({"target": self.path, "auth": user})

@@ -31,9 +31,9 @@ def test_plain_http_in_the_shipped_profiles_is_only_ubuntus_signed_archives() ->
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ({"debain": "https://m.example/debian"}, "aiws_mirror_custom.debain is not a key of a mirror profile of data/mirrors.yml"
+    ({"debain": "https://m.example/debian"}, ("aiws_mirror_custom.debain is not a key of a mirror profile of data/mirrors.yml"
                                              " (valid here: label, help, apt, nvidia_cuda, anaconda_archive, miniforge,"
-                                             " conda, pypi); did you mean aiws_mirror_custom.apt.debian?"),
+                                             " conda, pypi); did you mean aiws_mirror_custom.apt.debian?")),
     ({"pypy": "https://m.example/simple"}, "did you mean aiws_mirror_custom.pypi?"),
     ({"apt": {"ubunut": "https://m.example/u"}}, "did you mean aiws_mirror_custom.apt.ubuntu?"),
     ({"conda": {"custom_channel": ["conda-forge"]}}, "did you mean aiws_mirror_custom.conda.custom_channels?"),
@@ -131,8 +131,8 @@ def test_lists_and_mappings_of_every_spec_are_checked() -> None:
 def test_a_misspelt_variable_is_named_with_the_closest_declared_one() -> None:
     messages = inputs.unknown_vars({"ws01": ["aiws_cuda_verison", "ansible_host"], "ws02": ["aiws_cuda_verison"]})
     assert messages == [
-        "aiws_cuda_verison (set for every host) is not a variable of this project: no role's meta/argument_specs.yml"
-        " declares it, so it changes nothing; did you mean aiws_cuda_version?"]
+        ("aiws_cuda_verison (set for every host) is not a variable of this project: no role's meta/argument_specs.yml"
+        " declares it, so it changes nothing; did you mean aiws_cuda_version?")]
     (far,) = inputs.unknown_vars({"ws01": ["cudnn_whatever_else"]})
     assert "see the variable reference in README.md" in far
 

@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
-SECRET = re.compile(r"(password|passphrase|secret|token)", re.I)
+SECRET = re.compile(r"(password|passphrase|secret|token)", re.IGNORECASE)
 TASK_FILES = sorted([*ROLES.glob("*/tasks/*.yml"), *ROLES.glob("*/handlers/*.yml"), *ROOT.glob("playbooks/*.yml")])
 
 

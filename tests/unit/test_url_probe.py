@@ -7,8 +7,6 @@ serve.py, with a slow path) and a forward proxy that answers every request itsel
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path

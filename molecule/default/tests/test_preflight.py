@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from test_apt_mirror import CYCLE_HOST, DEAD, SOURCES, converge, read, recap
+from test_apt_mirror import DEAD, SOURCES, converge, read, recap
 
 
 def test_an_unreachable_mirror_is_refused_before_anything_changes() -> None:

@@ -17,7 +17,7 @@ def test_nothing_the_roles_manage_is_world_writable(host) -> None:
     assert found.stdout.strip() == "", "world-writable:\n" + found.stdout
     # The shared installation's default ACL gives others nothing (anaconda_others_access: none).
     acl = host.check_output("getfacl -p --omit-header -d /opt/anaconda3")
-    assert re.search(r"^default:other::---$", acl, re.M), acl
+    assert re.search(r"^default:other::---$", acl, re.MULTILINE), acl
 
 
 def sources(host) -> list[dict]:
@@ -27,11 +27,11 @@ def sources(host) -> list[dict]:
         text = host.file(path).content_string
         if path.endswith(".sources"):
             for block in re.split(r"\n\s*\n", text):
-                fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", block, re.M))
+                fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", block, re.MULTILINE))
                 if fields.get("URIs") and fields.get("Enabled", "yes") != "no":
                     entries += [{"file": path, "uri": u, "signed_by": fields.get("Signed-By", "")} for u in fields["URIs"].split()]
         else:
-            for m in re.finditer(r"^deb(?:-src)?\s+(?:\[([^\]]*)\]\s+)?(\S+)", text, re.M):
+            for m in re.finditer(r"^deb(?:-src)?\s+(?:\[([^\]]*)\]\s+)?(\S+)", text, re.MULTILINE):
                 signed = re.search(r"signed-by=(\S+)", m.group(1) or "")
                 entries.append({"file": path, "uri": m.group(2), "signed_by": signed.group(1) if signed else ""})
     return entries

@@ -96,7 +96,7 @@ def apt_proxy_config(text: str) -> dict[str, str]:
     """Acquire::http(s)::Proxy settings from `apt-config dump` output: {'http': url, 'https::host': 'DIRECT', ...}."""
     out: dict[str, str] = {}
     for line in text.splitlines():
-        m = re.match(r'^Acquire::(https?)::Proxy(?:::(\S+))?\s+"(.*)";\s*$', line.strip(), re.I)
+        m = re.match(r'^Acquire::(https?)::Proxy(?:::(\S+))?\s+"(.*)";\s*$', line.strip(), re.IGNORECASE)
         if m:
             scheme, host, value = m.group(1).lower(), m.group(2), m.group(3)
             out[scheme + ("::" + host.lower() if host else "")] = value
