@@ -419,6 +419,9 @@ def path_errors(path: Any, name: str, kind: str = "dir") -> list[str]:
             where = tree or "/usr"
             return [(f"{name} is {shown}, inside {where}, which the system and its package manager own:"
                     " choose a folder of its own such as /opt/anaconda3 or /srv/conda.")]
+        if posixpath.dirname(norm) == "/":
+            return [(f"{name} is {shown}, a top-level folder, and the role re-groups everything below it (a data disk"
+                     " mounted there would be taken over): choose a folder of its own such as /opt/anaconda3.")]
         if posixpath.dirname(norm) == "/home":
             return [(f"{name} is {shown}, directly under /home where the users' home directories live:"
                     " choose a folder of its own such as /opt/anaconda3 or /home/shared/anaconda3.")]

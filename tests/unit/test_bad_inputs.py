@@ -76,6 +76,7 @@ CASES: list[tuple[str, dict[str, Any], list[str], list[str]]] = [
                       ("home", "/home"), ("var-lib-conda", "/var/lib/conda"), ("dotdot-usr-lib", "/opt/../usr/lib/conda"),
                       ("root-home", "/root"))],
     ("prefix-relative", {"anaconda_prefix": "opt/conda"}, ["anaconda_prefix", "absolute"], []),
+    ("prefix-top-level", {"anaconda_prefix": "/data/"}, ["anaconda_prefix", "top-level"], []),
     ("prefix-a-users-home", {"anaconda_prefix": "/nonexistent"}, ["anaconda_prefix", "home directory"], []),
     # 7. a string or null where a list or mapping is expected
     ("users-string", {"anaconda_users": "alice"}, ["anaconda_users", "must be a YAML list", '["alice"]'], []),

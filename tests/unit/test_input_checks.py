@@ -85,6 +85,7 @@ def test_good_urls_pass(url: str) -> None:
     ("/var/lib/conda", "prefix", "inside /var/lib"),
     ("/etc/conda/x", "prefix", "inside /etc"),
     ("/home/anaconda3", "prefix", "directly under /home"),
+    ("/data", "prefix", "a top-level folder"),
     ("/", "prefix", "the root directory"),
 ])
 def test_system_paths_are_refused_after_normalising(path: str, kind: str, expected: str) -> None:
