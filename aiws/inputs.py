@@ -377,8 +377,11 @@ SYSTEM_DIRS = frozenset({
     "/etc/apt/preferences.d", "/etc/apt/sources.list.d", "/etc/apt/trusted.gpg.d", "/etc/ansible", "/etc/conda",
     "/etc/profile.d", "/etc/ld.so.conf.d", "/etc/ssl", "/usr/share/keyrings",
 })
-# Trees that are the kernel's, volatile, or the package manager's: a folder of one's own cannot live there.
-VOLATILE_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp")
+# Trees of the kernel and of the running system (tmpfs): nothing of a role's can live there.
+KERNEL_TREES = ("/proc", "/sys", "/dev", "/run")
+# Emptied at boot, or by systemd-tmpfiles after some days: no place for backups.
+TEMPORARY_TREES = ("/tmp", "/var/tmp")
+# The system's and its package manager's: no place for a tree a role re-groups.
 SYSTEM_TREES = ("/etc", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/var/lib", "/var/cache",
                 "/var/log", "/var/spool", "/var/mail", "/var/backups", "/snap", "/root")
 
@@ -394,10 +397,12 @@ def _under(path: str, trees: Iterable[str]) -> str | None:
 
 
 def path_errors(path: Any, name: str, kind: str = "dir") -> list[str]:
-    """Problems of a path variable. kind: absolute (any absolute path), dir (a folder the role creates and
-    owns: not a system directory, not volatile), prefix (a tree the role re-groups: not inside the system's trees)."""
-    if kind not in ("absolute", "dir", "prefix"):
-        raise ValueError(f"path_errors: kind must be absolute, dir or prefix; got {kind!r}")
+    """Problems of a path variable. kind: absolute (any absolute path); dir (a folder the role creates and owns:
+    not a system directory, not in the kernel's trees); backup (a dir that keeps backups: not in /tmp or /var/tmp
+    either); prefix (a tree the role re-groups: as backup, and not a top-level folder, nor inside the system's
+    trees, nor directly under /home)."""
+    if kind not in ("absolute", "dir", "backup", "prefix"):
+        raise ValueError(f"path_errors: kind must be absolute, dir, backup or prefix; got {kind!r}")
     if not isinstance(path, str) or not path.startswith("/"):
         return [f"{name} must be an absolute path (starting with /); got {_kind(path)}."]
     norm = normpath(path)
@@ -409,10 +414,14 @@ def path_errors(path: Any, name: str, kind: str = "dir") -> list[str]:
         own = "a folder of its own" + (f", e.g. the default {default}" if isinstance(default, str) and default.startswith("/") else "")
         return [(f"{name} is {shown}, {'the root directory' if norm == '/' else 'a system directory'}:"
                 f" the role would take it over; choose {own}.")]
-    volatile = _under(norm, VOLATILE_TREES)
-    if volatile:
-        return [(f"{name} is {shown}, inside {volatile}, which is emptied at boot or belongs to the kernel:"
-                " choose a folder that persists, e.g. under /var or /opt.")]
+    kernel = _under(norm, KERNEL_TREES)
+    if kernel:
+        return [(f"{name} is {shown}, inside {kernel}, which belongs to the kernel or the running system:"
+                 " choose a folder that persists, e.g. under /var or /opt.")]
+    temporary = _under(norm, TEMPORARY_TREES) if kind in ("backup", "prefix") else None
+    if temporary:
+        return [(f"{name} is {shown}, inside {temporary}, which is emptied at boot or after some days, so what is"
+                 " kept there would be lost: choose a folder that persists, e.g. under /var or /opt.")]
     if kind == "prefix":
         tree = _under(norm, SYSTEM_TREES)
         if tree or (norm.startswith("/usr/") and not norm.startswith("/usr/local/")):

@@ -13,8 +13,9 @@ aiws_url_errors(value, name, allow_http=false, schema=None, keys=None, each=fals
                                                  one URL (empty: unset), or a mirror profile keyed as the
                                                  schema of data/mirrors.yml (keys: the part allowed;
                                                  each: a mapping of names to such profiles)
-aiws_path_errors(path, name, kind='dir')         absolute; kind dir: not a system directory nor volatile;
-                                                 kind prefix: also not inside the system's own trees
+aiws_path_errors(path, name, kind='dir')         absolute; kind dir: not a system directory nor in the kernel's
+                                                 trees; backup: nor in /tmp, /var/tmp; prefix: nor top-level,
+                                                 inside the system's own trees or directly under /home
 aiws_url_origins(entries, profile, custom, run_tags, skip_tags, apt_cache)
                                                  the probe entries this run needs; those with `key` (a mirror
                                                  profile key) get a `set_by` naming the profile or aiws_mirror_custom

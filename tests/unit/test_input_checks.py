@@ -77,8 +77,9 @@ def test_good_urls_pass(url: str) -> None:
     ("/etc/apt/", "dir", "apt_mirror_backup_dir is /etc/apt/ (that is /etc/apt), a system directory"),
     ("//etc//apt/.", "dir", "(that is /etc/apt)"),
     ("/opt/../etc/apt", "dir", "(that is /etc/apt)"),
-    ("/tmp/backups", "dir", "inside /tmp, which is emptied at boot"),
-    ("/run/aiws", "dir", "inside /run"),
+    ("/tmp/backups", "backup", "inside /tmp, which is emptied at boot"),
+    ("/var/tmp/backups", "backup", "inside /var/tmp"),
+    ("/run/aiws", "dir", "inside /run, which belongs to the kernel or the running system"),
     ("backups", "dir", "must be an absolute path"),
     ("/usr/lib", "prefix", "a system directory"),
     ("/usr/lib/anaconda3", "prefix", "inside /usr, which the system and its package manager own"),
@@ -97,7 +98,7 @@ def test_system_paths_are_refused_after_normalising(path: str, kind: str, expect
     ("/var/backups/aiws/apt-mirror", "dir"), ("/var/lib/aiws", "dir"), ("/srv/backups/", "dir"),
     ("/opt/anaconda3", "prefix"), ("/opt/conda/", "prefix"), ("/usr/local/anaconda3", "prefix"),
     ("/srv/conda", "prefix"), ("/home/shared/anaconda3", "prefix"), ("/data/conda", "prefix"),
-    ("/etc/conda/.condarc", "absolute"),
+    ("/etc/conda/.condarc", "absolute"), ("/tmp/pytest/state", "dir"),
 ])
 def test_folders_of_their_own_pass(path: str, kind: str) -> None:
     assert inputs.path_errors(path, "x", kind) == []
