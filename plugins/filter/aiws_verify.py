@@ -20,9 +20,18 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from aiws import checks, inputs, report
+from aiws import checks, report
 
-_plain = inputs.plain
+
+def _plain(value: Any) -> Any:
+    """Ansible's lazy/tagged containers as plain dicts and lists (the aiws package expects plain data)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 def aiws_verify_todo(plan: Any, facts: Any = None, pci_gpus: Any = 0, options: Any = None) -> dict[str, Any]:
