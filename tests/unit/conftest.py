@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -30,6 +31,58 @@ def lspci() -> object:
     return read_lspci
 
 
+class RecordingProxy:
+    """A forward HTTP proxy on loopback that answers every request itself (200, or 404 for paths ending in
+    /missing) and records the target and the Proxy-Authorization user:password of each."""
+
+    def __init__(self) -> None:
+        import base64
+        import http.server
+        import threading
+
+        seen: list[dict[str, str]] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                auth = self.headers.get("Proxy-Authorization", "")
+                user = base64.b64decode(auth.split()[1]).decode() if auth.startswith("Basic ") else ""
+                seen.append({"target": self.path, "auth": user})
+                self.send_response(404 if self.path.endswith("/missing") else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def recording_proxy():
+    """A RecordingProxy for the module's tests; its address is proxy.address (host:port)."""
+    proxy = RecordingProxy()
+    yield proxy
+    proxy.server.shutdown()
+
+
+@contextlib.contextmanager
+def serve_www(www: Path, *args: str) -> Iterator[str]:
+    """tests/fixtures/serve.py on a free loopback port for the folder www (extra args: --delay, --fail);
+    yields its base URL, without a trailing slash."""
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
+                               "--log", str(www.parent / f"serve-{www.name}.log"), *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().split()[1].rstrip("/")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def fixture_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict]]:
     """tests/fixtures/fx_anaconda.py's installers and terms endpoints, served on a free loopback port.
@@ -39,10 +92,5 @@ def fixture_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     subprocess.run([sys.executable, str(ROOT / "tests/fixtures/fx_anaconda.py"), "build", str(www / "anaconda")],
                    check=True, capture_output=True)
     manifest = json.loads((www / "anaconda/installers.json").read_text())
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
-                               "--log", str(www.parent / "serve.log")], stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    base = server.stdout.readline().split()[1].rstrip("/")
-    yield base, www, manifest
-    server.terminate()
-    server.wait(timeout=10)
+    with serve_www(www) as base:
+        yield base, www, manifest

@@ -7,6 +7,8 @@ apt_mirror_sources(mirror, distro, codename, deb_arch, **policy) -> the files to
     (the `official` profile on Debian: the system's own sources stay or come back).
 apt_mirror_parse_sources(text) -> [{"types", "uri", "suites", "components"}] of one-line or deb822 text.
 apt_mirror_via_cache(url, proxy) -> http://HTTPS///host/path for https URLs when a cache proxy is set.
+apt_mirror_probe_urls(render, mirror) -> the InRelease file apt-get update fetches first from each archive
+    of a render, with the profile key that named the archive (for preflight's probe).
 """
 
 from __future__ import annotations
@@ -132,6 +134,19 @@ def apt_mirror_sources(
     }
 
 
+def apt_mirror_probe_urls(render: dict[str, Any], mirror: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per archive of the render: {url: <uri>/dists/<first suite>/InRelease, key: apt.<profile key>, via: apt}."""
+    if render.get("keep_system"):
+        return []
+    apt = mirror.get("apt") or {}
+    out: list[dict[str, Any]] = []
+    for stanza in render.get("stanzas", []):
+        uri = stanza["uri"].rstrip("/")
+        key = next((k for k, v in apt.items() if v and str(v).rstrip("/") == uri), "")
+        out.append({"url": f"{uri}/dists/{stanza['suites'][0]}/InRelease", "key": f"apt.{key}" if key else "apt", "via": "apt"})
+    return out
+
+
 _ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*?)\s*$")
 
 
@@ -247,6 +262,7 @@ class FilterModule:
             "apt_mirror_parse_sources": apt_mirror_parse_sources,
             "apt_mirror_security_uris": apt_mirror_security_uris,
             "apt_mirror_via_cache": apt_mirror_via_cache,
+            "apt_mirror_probe_urls": apt_mirror_probe_urls,
             "apt_mirror_failed_urls": apt_mirror_failed_urls,
             "apt_mirror_backup_name": apt_mirror_backup_name,
             "apt_mirror_manifest_entry": apt_mirror_manifest_entry,
