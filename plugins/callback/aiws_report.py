@@ -129,9 +129,10 @@ class CallbackModule(CallbackBase):
             self._note("failed", result)
 
     def v2_runner_on_unreachable(self, result: Any) -> None:
+        # Noted even where ignore_unreachable lets the run go on (the apt cache host in preflight):
+        # the host is still unreachable, and the report says so if it has no result.
         self._seen.add(result._host.get_name())
-        if not result._task.ignore_unreachable:
-            self._note("unreachable", result)
+        self._note("unreachable", result)
 
     def v2_runner_on_async_failed(self, result: Any) -> None:
         self._seen.add(result._host.get_name())

@@ -115,6 +115,22 @@ def test_a_one_host_lab_that_fails_in_preflight_gets_a_report(tmp_path: Path) ->
     assert "aiws_gpus must list NVIDIA PCI IDs" in hosts["ws-one"]["reason"]
 
 
+def test_an_unreachable_apt_cache_host_is_reported_with_the_workstations_it_stopped(tmp_path: Path) -> None:
+    inv = tmp_path / "inventory.yml"
+    ws = local(tmp_path, "ws-one")
+    (tmp_path / "ws-one/facts.d").mkdir(parents=True)
+    inv.write_text(yaml.safe_dump({"all": {"children": {"workstations": {"hosts": {"ws-one": ws}},
+                                                        "apt_cache": {"hosts": {"cache-dead": DEAD}}},
+                                           "vars": {"anaconda_flavor": "miniforge"}}}))
+    run = play(tmp_path, inv)
+    assert run.returncode != 0, run.stdout[-3000:]
+    hosts = report(tmp_path)
+    assert hosts["cache-dead"]["reason"].startswith("unreachable in stage Preflight (task 'Reach the apt cache host'): ")
+    assert hosts["ws-one"]["reason"].startswith(
+        "failed in stage Preflight (task 'preflight | Stop when the apt cache host is unreachable'): "
+        "The apt cache host cache-dead (group apt_cache) is unreachable:"), hosts["ws-one"]
+
+
 def test_no_report_where_the_tags_leave_the_report_out(tmp_path: Path) -> None:
     inv = inventory(tmp_path, {"ws-one": local(tmp_path, "ws-one", aiws_gpus=["8086:1234"])})
     run = play(tmp_path, inv, "--skip-tags", "report")
