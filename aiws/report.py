@@ -26,6 +26,17 @@ STATE_TEXT = {
 }
 
 
+def plain(value: Any) -> Any:
+    """Ansible's lazy or tagged containers as plain dicts, lists and strings (what this package works on)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 def report_basename(generated: str) -> str:
     """aiws-report-<date>: one report per day; a later run on the same day replaces it."""
     return f"aiws-report-{generated}"

@@ -52,16 +52,6 @@ REPORT_ROLE = "report"
 SOURCE = "ansible-playbook"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
 def _is_report_play(play: Any) -> bool:
     return any(role.get_name() == REPORT_ROLE for role in play.get_roles())
 
@@ -102,7 +92,7 @@ class CallbackModule(CallbackBase):
         name = str(getattr(result, "task_name", "") or task.name or task.action)
         if role and name.startswith(f"{role} : "):
             name = name[len(role) + 3:]
-        record = report.failure_record(kind, self._play.get_name() if self._play else "", name, _plain(result._result), role)
+        record = report.failure_record(kind, self._play.get_name() if self._play else "", name, report.plain(result._result), role)
         self._failures[host] = record
         if self._variable_manager is not None:
             self._variable_manager.set_nonpersistent_facts(host, {"aiws_failure": record})
@@ -115,7 +105,7 @@ class CallbackModule(CallbackBase):
             if isinstance(facts.get("aiws_plan"), Mapping):
                 self._planned.add(host)
             if isinstance(facts.get("verify_result"), Mapping):
-                self._results[host] = _plain(facts["verify_result"])
+                self._results[host] = report.plain(facts["verify_result"])
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._saw(result)
@@ -167,7 +157,7 @@ class CallbackModule(CallbackBase):
         names = self._report_vars()
         group = set(self._variable_manager._inventory.get_groups_dict().get(str(names["report_group"]), []))
         custom = (stats.custom or {}).get("_run", {}).get("aiws_verify") or {}
-        results = {**_plain(custom), **self._results}
+        results = {**report.plain(custom), **self._results}
         hosts = sorted(({h for h in self._seen if h in group} | set(self._failures) | set(results)))
         last = self._play.get_name() if self._play else "?"
         stopped = (f"the run stopped after the play '{' '.join(last.split())}', where every host failed or was "

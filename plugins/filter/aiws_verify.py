@@ -25,15 +25,7 @@ if _REPO not in sys.path:
 from aiws import checks, report
 
 
-def _plain(value: Any) -> Any:
-    """Ansible's lazy/tagged containers as plain dicts and lists (the aiws package expects plain data)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+_plain = report.plain
 
 
 def aiws_verify_todo(plan: Any, facts: Any = None, pci_gpus: Any = 0, options: Any = None) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,3 +27,13 @@ def read_lspci(name: str) -> str:
 def lspci() -> object:
     """Fixture returning the reader of lspci fixture files."""
     return read_lspci
+
+
+def run_playbook(tmp: Path, inventory: Path, *extra: str, playbook: str = "verify.yml") -> subprocess.CompletedProcess[str]:
+    """ansible-playbook from the repository root (its ansible.cfg), facts in memory, scratch in tmp,
+    the report (if any) into tmp/reports."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CACHE_PLUGIN="memory",
+               ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(inventory),
+            "-e", f"report_dir={tmp / 'reports'}", *extra]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)

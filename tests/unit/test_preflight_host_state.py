@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 DPKG_STATE = ROOT / "roles/preflight/files/dpkg-state.py"
 MACHINE_ID = Path("/etc/machine-id").read_text().strip() if Path("/etc/machine-id").exists() else ""
 
@@ -44,10 +44,7 @@ def inventory(tmp: Path, cache: dict | None = None, **host_vars) -> Path:
 
 
 def play(tmp: Path, inv: Path, *extra: str, playbook: str = "verify.yml") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CACHE_PLUGIN="memory",
-               ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
-    return subprocess.run([ANSIBLE_PLAYBOOK, playbook, "-i", str(inv), "-e", f"report_dir={tmp / 'reports'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return run_playbook(tmp, inv, *extra, playbook=playbook)
 
 
 def proc_start(pid: int) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the plays run with become; as root no sudo is needed")
 
@@ -43,10 +43,7 @@ def inventory(tmp: Path, hosts: dict) -> Path:
 
 
 def play(tmp: Path, inv: Path, *extra: str, playbook: str = "verify.yml") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CACHE_PLUGIN="memory",
-               ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
-    return subprocess.run([ANSIBLE_PLAYBOOK, playbook, "-i", str(inv), "-e", f"report_dir={tmp / 'reports'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return run_playbook(tmp, inv, *extra, playbook=playbook)
 
 
 def report(tmp: Path) -> dict[str, dict]:
