@@ -44,6 +44,7 @@ INSTALLER = f"Anaconda3-2099.01-0-Linux-{platform.machine()}.sh"
 DOWNLOADED = f"/var/cache/aiws/anaconda/{INSTALLER}"
 COUNTS = {"injected": 0, "survived": 0, "files_lost": 0}
 LOST: list[str] = []
+NOTES: list[str] = []  # what each fault left behind, printed with the counts
 
 # Users' files that must outlive every fault: path -> owner (made in fingerprint()).
 PRECIOUS = {
@@ -206,7 +207,7 @@ def test_killed_during_the_package_installs(fingerprint, tmp_path: Path) -> None
         ar.kill(killed)
     ar.sh(HOST, "pkill -KILL -x dpkg; pkill -KILL -x apt-get; pkill -KILL -f '[/]usr/lib/apt/methods/'; true")
     audit = ar.sh(HOST, "dpkg --audit; ls /var/lib/dpkg/updates").stdout.strip()
-    print(f"after the kill: {audit[:500] or 'dpkg consistent (killed between two packages)'}")
+    NOTES.append(f"killed during the package installs: {ar.flat(audit)[:300] or 'dpkg consistent (killed between two packages)'}")
     rerun = normal_rerun("cuda")
     if audit:
         assert "Finished the interrupted dpkg run" in rerun.stdout, rerun.stdout[-4000:]
@@ -307,7 +308,7 @@ def test_killed_during_the_anaconda_install(fingerprint, installer_server, tmp_p
     # [x]yz: a pattern that does not match the shell running pkill itself.
     ar.sh(HOST, f"pkill -KILL -f '[b]ash {DOWNLOADED}'; pkill -KILL -f '[{prefix[0]}]{prefix[1:]}/bin/python'; true")
     state = ar.sh(HOST, f"ls -A {prefix}; test -e {prefix}/conda-meta/history && echo INSTALLER-FINISHED").stdout.split()
-    print(f"after the kill: {prefix} holds {state}")
+    NOTES.append(f"killed during the Anaconda install: {prefix} holds {' '.join(state)}")
     assert ".aiws-installing.json" in state and ".aiws-install.json" not in state, state
     rerun = ar.play(*settings, limit=HOST, tags="anaconda")
     assert rerun.returncode == 0, rerun.stdout[-4000:]
@@ -377,9 +378,10 @@ def test_reprovisioning_after_a_reinstall_keeps_users_environments(fingerprint, 
 
 def test_zz_fault_counts(capsys) -> None:
     with capsys.disabled():
-        print(f"\nfault suite: faults injected {COUNTS['injected']}, survived {COUNTS['survived']}, "
+        print("".join(f"\n  {note}" for note in NOTES))
+        print(f"fault suite: faults injected {COUNTS['injected']}, survived {COUNTS['survived']}, "
               f"files lost {COUNTS['files_lost']}{' ' + ', '.join(LOST) if LOST else ''}")
     out = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
     if out:
-        Path(out, "fault-counts.json").write_text(json.dumps(dict(COUNTS, lost=LOST), indent=2) + "\n")
+        Path(out, "fault-counts.json").write_text(json.dumps(dict(COUNTS, lost=LOST, notes=NOTES), indent=2) + "\n")
     assert COUNTS["injected"] > 0 and COUNTS["injected"] == COUNTS["survived"] and COUNTS["files_lost"] == 0
