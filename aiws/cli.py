@@ -59,12 +59,18 @@ def _extravars(pairs: list[str]) -> dict[str, str]:
 
 
 class Collector:
-    """Keeps what the report needs from ansible-runner's events."""
+    """Keeps what the report needs from ansible-runner's events: as the aiws_report callback does
+    inside ansible-playbook, each host's last failure with its stage (play) and task."""
 
     def __init__(self) -> None:
         self.results: dict[str, Any] = {}
-        self.problems: dict[str, str] = {}
+        self.failures: dict[str, dict[str, str]] = {}
+        self.planned: set[str] = set()
         self.hosts: set[str] = set()
+
+    @property
+    def problems(self) -> dict[str, str]:
+        return {h: fleet.unverified_reason(f, h in self.planned) for h, f in self.failures.items()}
 
     def __call__(self, event: dict[str, Any]) -> bool:
         data = event.get("event_data") or {}
@@ -73,10 +79,14 @@ class Collector:
         if host and kind and kind.startswith("runner_on_"):
             self.hosts.add(host)
         res = data.get("res") or {}
+        if kind == "runner_on_ok" and host and isinstance((res.get("ansible_facts") or {}).get("aiws_plan"), dict):
+            self.planned.add(host)
         if kind == "runner_on_unreachable" and host:
-            self.problems[host] = f"unreachable ({data.get('task')}): {res.get('msg', '')}".strip()
+            self.failures[host] = fleet.failure_record("unreachable", data.get("play", ""), data.get("task", ""), res,
+                                                       data.get("role"))
         elif kind == "runner_on_failed" and host and not data.get("ignore_errors"):
-            self.problems.setdefault(host, f"failed in task '{data.get('task')}': {res.get('msg', '')}".strip())
+            self.failures[host] = fleet.failure_record("failed", data.get("play", ""), data.get("task", ""), res,
+                                                       data.get("role"))
         elif kind == "playbook_on_stats":
             stats = data.get("artifact_data") or {}
             self.results.update(stats.get("aiws_verify") or {})

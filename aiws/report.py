@@ -26,6 +26,17 @@ STATE_TEXT = {
 }
 
 
+def plain(value: Any) -> Any:
+    """Ansible's lazy or tagged containers as plain dicts, lists and strings (what this package works on)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 def report_basename(generated: str) -> str:
     """aiws-report-<date>: one report per day; a later run on the same day replaces it."""
     return f"aiws-report-{generated}"
@@ -69,6 +80,63 @@ def fleet_report(
         "checks": totals,
     }
     return {"schema": SCHEMA, "generated": generated, "source": source, "summary": summary, "hosts": entries}
+
+
+# --------------------------------------------------------------------------- why a host has no result
+
+# Messages that say nothing by themselves; the command's own output says more.
+_GENERIC_MSGS = ("non-zero return code", "MODULE FAILURE", "All items completed", "One or more items failed")
+_ERROR_CHARS = 600
+
+
+def stage_of(play: str) -> str:
+    """The stage a play belongs to: its name up to " | " ("CUDA | install ..." -> "CUDA")."""
+    name = " ".join(str(play or "").split())
+    return name.split(" | ", 1)[0] if " | " in name else (name or "unnamed play")
+
+
+def error_text(result: Mapping[str, Any] | None) -> str:
+    """One line saying what went wrong in a failed or unreachable task result."""
+    result = result or {}
+    text = " ".join(str(result.get("msg") or result.get("reason") or "").split())
+    failed_items = [r for r in result.get("results") or []
+                    if isinstance(r, Mapping) and (r.get("failed") or r.get("unreachable"))]
+    if failed_items and (not text or text.startswith(_GENERIC_MSGS)):
+        return error_text(failed_items[0])
+    if not text or text.startswith(_GENERIC_MSGS):
+        for key in ("stderr", "module_stderr", "stdout"):
+            lines = [line.strip() for line in str(result.get(key) or "").splitlines() if line.strip()]
+            if lines:
+                text = f"{text}: {' / '.join(lines[-3:])}" if text else " / ".join(lines[-3:])
+                break
+        if result.get("rc") not in (None, 0):
+            text = f"{text} (rc={result['rc']})"
+    text = text.strip() or "no message"
+    return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
+
+
+def failure_record(kind: str, play: str, task: str, result: Mapping[str, Any] | None, role: str | None = None) -> dict[str, str]:
+    """What the report says about a host whose run stopped: failed or unreachable, where, and the error."""
+    return {
+        "kind": "unreachable" if kind == "unreachable" else "failed",
+        "stage": stage_of(play),
+        "play": " ".join(str(play or "").split()),
+        "task": " ".join(str(task or "").split()),
+        "role": str(role or ""),
+        "error": error_text(result),
+    }
+
+
+def unverified_reason(failure: Mapping[str, Any] | None, planned: bool, stopped: str | None = None) -> str:
+    """Why a host has no verification result, for the report's "not verified" line."""
+    if failure:
+        where = f"in stage {failure.get('stage')} (task '{failure.get('task')}')"
+        return f"{failure.get('kind', 'failed')} {where}: {failure.get('error') or 'no message'}"
+    if stopped:
+        return f"{'planned' if planned else 'not planned'} but not verified: {stopped}"
+    if planned:
+        return "planned but not verified: failed in a stage before verification (see the play recap)"
+    return "no plan and no verification result: unreachable, or failed in preflight (see the play recap)"
 
 
 def exit_code(report: Mapping[str, Any]) -> int:

@@ -5,7 +5,9 @@
 
 aiws_verify_todo(plan, facts, pci_gpus, options)  which probes to run on a host, and why not (aiws.checks.plan_probes)
 aiws_verify_judge(probe)                          the host's checks and summary (aiws.checks.judge)
-aiws_fleet_report(hosts, hostvars, generated)     the fleet report from every host's verify_result (aiws.report)
+aiws_fleet_report(hosts, hostvars, generated, source, others)
+                                                  the fleet report from every host's verify_result, or the stage and
+                                                  error that stopped it (aiws_failure; aiws.report)
 aiws_report_render(report, format)                the report as json, markdown or html text
 """
 
@@ -23,15 +25,7 @@ if _REPO not in sys.path:
 from aiws import checks, report
 
 
-def _plain(value: Any) -> Any:
-    """Ansible's lazy/tagged containers as plain dicts and lists (the aiws package expects plain data)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+_plain = report.plain
 
 
 def aiws_verify_todo(plan: Any, facts: Any = None, pci_gpus: Any = 0, options: Any = None) -> dict[str, Any]:
@@ -42,11 +36,18 @@ def aiws_verify_judge(probe: Any) -> dict[str, Any]:
     return checks.judge(_plain(probe))
 
 
-def aiws_fleet_report(hosts: Any, hostvars: Any, generated: str, source: str = "ansible-playbook") -> dict[str, Any]:
+def aiws_fleet_report(hosts: Any, hostvars: Any, generated: str, source: str = "ansible-playbook",
+                      others: Any = None) -> dict[str, Any]:
+    """The report for `hosts`, plus every host of `others` that failed or was unreachable (aiws_failure,
+    noted by the aiws_report callback), each with its result or the stage and error that stopped it."""
+    covered = [str(h) for h in hosts or []]
+    for host in others or []:
+        host = str(host)
+        if host not in covered and _get(hostvars, host).get("aiws_failure"):
+            covered.append(host)
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
-    for host in hosts or []:
-        host = str(host)
+    for host in covered:
         try:
             hv = hostvars[host]
         except KeyError:
@@ -55,11 +56,19 @@ def aiws_fleet_report(hosts: Any, hostvars: Any, generated: str, source: str = "
         result = hv.get("verify_result") if hasattr(hv, "get") else None
         if isinstance(result, Mapping):
             results[host] = _plain(result)
-        elif not isinstance(hv.get("aiws_plan"), Mapping):
-            problems[host] = "no plan and no verification result: unreachable, or failed in preflight (see the play recap)"
         else:
-            problems[host] = "planned but not verified: failed in a stage before verification (see the play recap)"
-    return report.fleet_report([str(h) for h in hosts or []], results, problems, str(generated), str(source))
+            failure = hv.get("aiws_failure")
+            problems[host] = report.unverified_reason(_plain(failure) if isinstance(failure, Mapping) else None,
+                                                      isinstance(hv.get("aiws_plan"), Mapping))
+    return report.fleet_report(covered, results, problems, str(generated), str(source))
+
+
+def _get(hostvars: Any, host: str) -> Any:
+    try:
+        hv = hostvars[host]
+    except KeyError:
+        return {}
+    return hv if hasattr(hv, "get") else {}
 
 
 def aiws_report_render(fleet: Any, fmt: str = "json") -> str:

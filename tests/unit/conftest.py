@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,3 +95,13 @@ def fixture_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     manifest = json.loads((www / "anaconda/installers.json").read_text())
     with serve_www(www) as base:
         yield base, www, manifest
+
+
+def run_playbook(tmp: Path, inventory: Path, *extra: str, playbook: str = "verify.yml") -> subprocess.CompletedProcess[str]:
+    """ansible-playbook from the repository root (its ansible.cfg), facts in memory, scratch in tmp,
+    the report (if any) into tmp/reports."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CACHE_PLUGIN="memory",
+               ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(inventory),
+            "-e", f"report_dir={tmp / 'reports'}", *extra]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)

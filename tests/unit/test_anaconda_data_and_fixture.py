@@ -110,3 +110,31 @@ def test_fixture_conda_reads_condarc_like_conda(built, tmp_path: Path) -> None:
     activate = sh("bash", "-c", f". {prefix}/etc/profile.d/conda.sh && conda activate {tmp_path / 'env1'} "
                   "&& echo $CONDA_PREFIX && command -v python", env=env)
     assert activate.stdout.split() == [str(tmp_path / "env1"), str(tmp_path / "env1/bin/python")]
+
+
+def test_fixture_installs_into_an_existing_prefix_with_u_and_states_its_size(built, tmp_path: Path) -> None:
+    """As constructor's header (3.7 and later): -u only lifts the "already exists" check, so an empty
+    directory (a mount point, or one the role made) is installed into; the size is in the header."""
+    out, manifest = built
+    new = out / manifest["installers"]["2099.01-0"]["file"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert sh("bash", new, "-b", "-u", "-p", empty).returncode == 0
+    assert sh(empty / "bin/conda", "--version").stdout.strip() == "conda 99.1.0"
+    stated = re.search(rb'^total_installation_size_kb="(\d+)"$', new.read_bytes()[:8192], re.M)
+    assert stated, "the header must state total_installation_size_kb"
+    used = sum(f.lstat().st_size for f in empty.rglob("*") if f.is_file() and not f.is_symlink())
+    assert used <= int(stated.group(1)) * 1024
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs in a private mount namespace: root only")
+def test_fixture_refuses_a_filesystem_too_small_as_constructor_does(built, tmp_path: Path) -> None:
+    out, manifest = built
+    new = out / manifest["installers"]["2099.01-0"]["file"]
+    small = tmp_path / "small"
+    small.mkdir()
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             f"mount -t tmpfs -o size=8m aiws-small {small} && bash {new} -b -u -p {small}"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ERROR: Not enough free disk space. Only" in result.stderr and "(leaving a 50 MB buffer)" in result.stderr

@@ -30,14 +30,22 @@ pytestmark = [
 ]
 
 
-def run(tmp: Path, playbook: Path | str, extra: dict, check: bool = False) -> subprocess.CompletedProcess:
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+           ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+
+
+def write_inventory(tmp: Path) -> Path:
     inventory = tmp / "inventory.yml"
     if not inventory.exists():
         inventory.write_text(yaml.safe_dump({"all": {"children": {"workstations": {"hosts": {"localhost": {
             "ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}}}}))
+    return inventory
+
+
+def run(tmp: Path, playbook: Path | str, extra: dict, check: bool = False) -> subprocess.CompletedProcess:
+    inventory = write_inventory(tmp)
     (tmp / "extra.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_LOCAL_TEMP=str(tmp / "ansible"))
+    env = ENV | {"ANSIBLE_LOCAL_TEMP": str(tmp / "ansible")}
     argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), "-e", f"@{tmp / 'extra.json'}"]
     if check:
         argv.append("--check")
@@ -201,3 +209,90 @@ def test_install_update_keep_and_refuse_downgrade(tmp_path: Path, fixture_server
     assert fourth.returncode == 2
     assert "holds anaconda 2099.01-0" in fourth.stdout and "asks for anaconda 2098.01-0" in fourth.stdout
     assert subprocess.run([conda, "--version"], capture_output=True, text=True).stdout.strip() == "conda 99.1.0"
+
+
+# --- half-installed, foreign and reinstalled prefixes; a filesystem too small ---------------------
+
+def conda_version(prefix: Path) -> str:
+    return subprocess.run([prefix / "bin/conda", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def test_interrupted_install_is_finished_and_keeps_what_is_there(tmp_path: Path, fixture_server) -> None:
+    base, www, manifest = fixture_server
+    prefix = tmp_path / "opt/anaconda3"
+    new = manifest["installers"]["2099.01-0"]
+    # What a run killed during the installer leaves: the role's mark, part of the payload, no
+    # bin/conda yet; and an environment a member had made before an interrupted update.
+    (prefix / "pkgs").mkdir(parents=True)
+    (prefix / ".aiws-installing.json").write_text(json.dumps({"flavor": "anaconda", "version": "2099.01-0"}))
+    (prefix / "LICENSE.txt").write_text("half\n")
+    (prefix / "envs/kept").mkdir(parents=True)
+    (prefix / "envs/kept/notes.txt").write_text("precious\n")
+    result = run(tmp_path, life_cycle_playbook(tmp_path), settings(tmp_path, base, manifest, "2099.01-0"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Run the installer in batch mode (repair)" in result.stdout
+    assert conda_version(prefix) == "conda 99.1.0"
+    assert (prefix / "envs/kept/notes.txt").read_text() == "precious\n"
+    assert not (prefix / ".aiws-installing.json").exists()
+    mark = json.loads((prefix / ".aiws-install.json").read_text())
+    assert mark == {"flavor": "anaconda", "version": "2099.01-0", "prefix": str(prefix),
+                    "installer": new["file"], "sha256": new["sha256"]}
+    again = run(tmp_path, life_cycle_playbook(tmp_path), settings(tmp_path, base, manifest, "2099.01-0"))
+    assert again.returncode == 0 and recap_changed(again.stdout) == 0, again.stdout[-3000:]
+
+
+def test_prefix_with_files_aiws_did_not_install_is_refused(tmp_path: Path, fixture_server) -> None:
+    base, www, manifest = fixture_server
+    prefix = tmp_path / "opt/anaconda3"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin/conda").write_text("#!/bin/sh\necho conda 1.0.0\n")
+    (prefix / "bin/conda").chmod(0o755)
+    (prefix / "someones-data.csv").write_text("1,2,3\n")
+    before = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*"))
+    result = run(tmp_path, life_cycle_playbook(tmp_path), settings(tmp_path, base, manifest, "2099.01-0"))
+    assert result.returncode == 2, result.stdout[-3000:]
+    out = flat(result.stdout)
+    assert f"{prefix} is not empty (bin, someones-data.csv) but holds no installation made by aiws" in out
+    assert "it has a conda of its own" in out and "aiws never installs over files it did not put there" in out
+    assert sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*")) == before
+    assert "Run the installer" not in result.stdout
+
+
+def test_installation_is_recognised_after_the_host_is_reinstalled(tmp_path: Path, fixture_server) -> None:
+    base, www, manifest = fixture_server
+    prefix = tmp_path / "opt/anaconda3"
+    playbook = life_cycle_playbook(tmp_path)
+    first = run(tmp_path, playbook, settings(tmp_path, base, manifest, "2099.01-0"))
+    assert first.returncode == 0, first.stdout[-3000:]
+    # A reinstalled system keeps /opt, not /etc: the record is gone, the prefix's own mark is not.
+    shutil.rmtree(tmp_path / "facts")
+    shutil.rmtree(tmp_path / "downloads")
+    second = run(tmp_path, playbook, settings(tmp_path, base, manifest, "2099.01-0"))
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "Run the installer in batch mode (keep)" in second.stdout, "the installation was not recognised"
+    assert (prefix / "conda-meta/history").read_text().count("==> ") == 1, "the installer ran again"
+    assert json.loads((tmp_path / "facts/aiws_anaconda.fact").read_text())["version"] == "2099.01-0"
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) for a private mount")
+def test_too_small_filesystem_stops_before_the_installer(tmp_path: Path, fixture_server) -> None:
+    base, www, manifest = fixture_server
+    prefix = tmp_path / "opt/anaconda3"
+    prefix.mkdir(parents=True)
+    inventory = write_inventory(tmp_path)
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps(settings(tmp_path, base, manifest, "2099.01-0")))
+    playbook = life_cycle_playbook(tmp_path)
+    # A small filesystem mounted at the prefix, in a mount namespace of this test's own.
+    script = (f"mount -t tmpfs -o size=8m,mode=0755 aiws-small {prefix} && "
+              f"{{ {ANSIBLE_PLAYBOOK} -i {inventory} {playbook} -e @{extra}; rc=$?; echo LISTING:; ls -A {prefix}; exit $rc; }}")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            cwd=ROOT, env=ENV | {"ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible")},
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-2000:]
+    out = flat(result.stdout)
+    assert f"Not enough space for anaconda 2099.01-0 in {prefix}: the filesystem mounted at {prefix} has" in out
+    assert "(as its installer states) plus a 50 MB margin" in out
+    assert "The installer did not run; nothing changed" in out
+    assert result.stdout.split("LISTING:")[-1].split() == [], "the prefix must stay empty"
+    assert "TASK [anaconda : installer | Run the installer in batch mode" not in result.stdout

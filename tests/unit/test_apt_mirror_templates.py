@@ -213,6 +213,12 @@ def test_failed_urls_name_only_the_mirrors_own_failures() -> None:
     # apt 2.6 reports some failures as warnings and exits 0: they still count.
     warned = "W: Failed to fetch http://127.0.0.1:8119/debian/dists/bookworm-updates/InRelease  Unable to connect\n"
     assert F.apt_mirror_failed_urls(warned, render_) == ["http://127.0.0.1:8119/debian/dists/bookworm-updates/InRelease"]
+    # A mirror answering 404: apt's Err: lines go to stdout, stderr only says which suites lack a Release file.
+    missing = ("E: The repository 'http://127.0.0.1:8119/debian bookworm Release' does not have a Release file.\n"
+               "N: Updating from such a repository can't be done securely, and is therefore disabled by default.\n"
+               "E: The repository 'http://127.0.0.1:8119/debian bookworm-updates Release' does not have a Release file.\n")
+    assert F.apt_mirror_failed_urls(missing, render_) == ["http://127.0.0.1:8119/debian/dists/bookworm/Release",
+                                                          "http://127.0.0.1:8119/debian/dists/bookworm-updates/Release"]
 
 
 def test_every_profile_names_its_help_pages() -> None:

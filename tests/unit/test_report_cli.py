@@ -30,6 +30,7 @@ def _inventory(tmp: Path, extra_hosts: dict | None = None) -> Path:
                 "ansible_become": False,
                 "verify_state_dir": str(tmp / "state"),
                 "verify_fact_path": str(tmp / "facts.d"),
+                "preflight_lock_file": str(tmp / "run.lock"),
             }}}},
             # Preflight checks every stage's inputs, the anaconda stage's terms included.
             "vars": {"anaconda_flavor": "miniforge"},

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import aiws_runs
 import pytest
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -115,8 +116,7 @@ def test_choice_is_recorded(host) -> None:
 def converge(*extra: str, limit: str = CYCLE_HOST) -> subprocess.CompletedProcess[str]:
     """Run the real site.yml, mirrors stage only, against the molecule inventory."""
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env = aiws_runs.env()
     cmd = ["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inventory), "--tags", "mirrors", "--limit", limit, *extra]
     started = time.monotonic()
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)

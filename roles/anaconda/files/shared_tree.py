@@ -11,6 +11,8 @@ owners: a member keeps owning what they created):
     creator's umask;
   - files: group rw, plus x where the owner has x;
   - others: nothing (none) or read and traverse, never write.
+The role's own marks at the top of the prefix (.aiws-install.json, .aiws-installing.json) stay
+root's: members share the installation, not what the role reads to decide about it.
 Prints one JSON object: {"changed": N, "checked": M, "examples": [...]}. With --check nothing is
 changed and N counts what would be.
 """
@@ -23,6 +25,7 @@ import stat
 import sys
 
 ACL_DEFAULT = "system.posix_acl_default"
+ROLE_MARKS = {".aiws-install.json", ".aiws-installing.json"}
 
 
 def main() -> int:
@@ -76,6 +79,8 @@ def main() -> int:
 
     for root, dirs, files in os.walk(args.prefix):
         for name in dirs + files:
+            if name in ROLE_MARKS and os.path.normpath(root) == os.path.normpath(args.prefix):
+                continue
             path = os.path.join(root, name)
             try:
                 st = os.lstat(path)

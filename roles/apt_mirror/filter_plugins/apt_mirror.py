@@ -195,11 +195,17 @@ def apt_mirror_security_uris(entries: list[dict[str, Any]], codename: str) -> li
 
 
 _FAILED = re.compile(r"(?:Failed to fetch|^Err:\d+)\s+(\S+)", re.M)
+# A mirror answering 404 for a suite: apt prints the Err: line on stdout and only this on stderr.
+_NO_RELEASE = re.compile(r"^E: The repository '(\S+) (\S+) Release' does not have a Release file", re.M)
 
 
 def apt_mirror_failed_urls(stderr: str, render: dict[str, Any] | None = None) -> list[str]:
     """URLs apt-get update could not fetch; with render, only those under the rendered sources."""
-    urls = list(dict.fromkeys(_FAILED.findall(stderr or "")))
+    found = _FAILED.findall(stderr or "") + [
+        f"{uri.rstrip('/')}/Release" if suite == "/" else f"{uri.rstrip('/')}/dists/{suite}/Release"
+        for uri, suite in _NO_RELEASE.findall(stderr or "")
+    ]
+    urls = list(dict.fromkeys(found))
     if render is not None:
         bases = [s["uri"].rstrip("/") + "/" for s in render.get("stanzas", [])]
         urls = [u for u in urls if any((u.rstrip("/") + "/").startswith(b) for b in bases)]

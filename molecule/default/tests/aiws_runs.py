@@ -1,0 +1,106 @@
+"""Helpers for the tests that run the real site.yml again against the converged containers
+(test_apt_mirror.py's cycles, test_zz_faults.py): ansible-playbook with the project's plugins and
+molecule's inventory, the play recap, files read through podman."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
+
+
+def env() -> dict[str, str]:
+    """ansible-playbook's environment: molecule's settings plus the project's plugins (as molecule.yml sets them)."""
+    return dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+        ANSIBLE_LOOKUP_PLUGINS=str(ROOT / "plugins/lookup"),
+        ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "plugins/callback"),
+        ANSIBLE_CALLBACKS_ENABLED="aiws_report",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+
+
+def inventory() -> Path:
+    return Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+
+
+def argv(*extra: str, limit: str, tags: str | None = None, playbook: str = "site.yml", inv: Path | None = None) -> list[str]:
+    cmd = ["ansible-playbook", str(ROOT / playbook), "-i", str(inv or inventory()), "--limit", limit]
+    if tags:
+        cmd += ["--tags", tags]
+    return cmd + list(extra)
+
+
+def play(*extra: str, limit: str, tags: str | None = None, playbook: str = "site.yml", inv: Path | None = None,
+         timeout: int = 1800) -> subprocess.CompletedProcess[str]:
+    """Run a playbook to its end; prints what ran and how long it took."""
+    cmd = argv(*extra, limit=limit, tags=tags, playbook=playbook, inv=inv)
+    started = time.monotonic()
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout)
+    print(f"{' '.join(cmd[3:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
+    return run
+
+
+def start(*extra: str, limit: str, tags: str | None = None, playbook: str = "site.yml",
+          inv: Path | None = None, log: Path) -> subprocess.Popen[bytes]:
+    """Start a playbook in its own process group (so it can be killed with everything it started)."""
+    cmd = argv(*extra, limit=limit, tags=tags, playbook=playbook, inv=inv)
+    out = log.open("wb")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env(), cwd=ROOT, start_new_session=True)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ansible-playbook and every process it started on this machine (podman exec clients included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
+def recap(run: subprocess.CompletedProcess[str] | str, host: str) -> dict[str, int]:
+    text = run if isinstance(run, str) else run.stdout
+    m = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", text, re.M)
+    assert m, text[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def sh(container: str, script: str, check: bool = False, privileged: bool = False) -> subprocess.CompletedProcess[str]:
+    cmd = ["podman", "exec"] + (["--privileged"] if privileged else []) + [container, "sh", "-c", script]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+def read(container: str, path: str) -> bytes | None:
+    out = subprocess.run(["podman", "exec", container, "cat", path], capture_output=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def read_json(container: str, path: str) -> Any:
+    data = read(container, path)
+    return json.loads(data) if data else None
+
+
+def wait_for(what: str, probe, timeout: float, every: float = 0.2) -> Any:
+    """Poll probe() until it returns something true; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
