@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -317,10 +318,19 @@ def playbook(fleet: Fleet, inventory: Path, phase: str) -> dict[str, Any]:
     argv = ["ansible-playbook", "site.yml", "-i", str(inventory), "--skip-tags", SKIP_TAGS]
     log(f"{fleet.label}: {phase}: {' '.join(argv)} (load {load:.2f})")
     stdout, stderr = work / f"{phase}.stdout", work / f"{phase}.stderr"
+    cpu_before = {h.name: container_cpu(h.name) for h in fleet.hosts}
+    controller_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with stdout.open("w") as out, stderr.open("w") as err:  # written as it runs: tail -f to follow
         rc = subprocess.run(argv, cwd=ROOT, env=env, stdout=out, stderr=err, timeout=s.timeout, check=False).returncode
     wall = time.monotonic() - started
+    controller_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    controller_cpu = (controller_after.ru_utime - controller_before.ru_utime
+                      + controller_after.ru_stime - controller_before.ru_stime)
+    host_cpu = {}
+    for h in fleet.hosts:
+        after, before = container_cpu(h.name), cpu_before[h.name]
+        host_cpu[h.name] = round(after - before, 1) if after is not None and before is not None else None
     run = subprocess.CompletedProcess(argv, rc, stdout.read_text(errors="replace"), stderr.read_text(errors="replace"))
     log(f"{fleet.label}: {phase}: rc={rc} in {wall:.0f}s (output: {stdout})")
     if rc != 0:
@@ -335,6 +345,10 @@ def playbook(fleet: Fleet, inventory: Path, phase: str) -> dict[str, Any]:
         "wall": round(wall, 1),
         "load_start": round(load, 2),
         "load_end": round(os.getloadavg()[0], 2),
+        # CPU seconds: ansible-playbook and the ssh/podman clients it ran; each container's processes.
+        "controller_cpu": round(controller_cpu, 1),
+        "host_cpu": host_cpu,
+        "host_cpu_per_host": mean_f([host_cpu[h] for h in workstations if host_cpu.get(h) is not None]),
         "stages": record["stages"],
         "roles": record["roles"],
         "tasks_per_host": mean([per_host[h]["tasks_run"] for h in workstations if h in per_host]),
@@ -364,6 +378,26 @@ def rerun_failure(label: str, rerun: dict[str, Any]) -> str | None:
             f"a re-run must change nothing:\n{tasks}")
 
 
+def container_cpu(name: str) -> float | None:
+    """CPU seconds a container has used (processes started by podman exec count too), from its cgroup
+    (v1 cpuacct or v2 cpu.stat); None when unreadable. Unlike wall time, it hardly grows with the load
+    others put on the machine."""
+    path = podman("inspect", "--format", "{{.State.CgroupPath}}", name, check=False).stdout.strip()
+    if not path:
+        return None
+    v1 = Path("/sys/fs/cgroup/cpuacct") / path.lstrip("/") / "cpuacct.usage"
+    v2 = Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.stat"
+    try:
+        if v1.exists():
+            return int(v1.read_text()) / 1e9
+        for line in v2.read_text().splitlines():
+            if line.startswith("usage_usec "):
+                return int(line.split()[1]) / 1e6
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def acng_log(fleet: Fleet) -> str:
     host = fleet.cache_host
     if host is None:
@@ -373,6 +407,11 @@ def acng_log(fleet: Fleet) -> str:
 
 def mean(values: list[int]) -> float:
     return round(sum(values) / len(values), 1) if values else 0.0
+
+
+def mean_f(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 1) if known else None
 
 
 def actions_per_host(record: dict[str, Any], hosts: list[str]) -> dict[str, float]:
@@ -469,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="a line printed above the table (e.g. what the machine was doing)")
     p.add_argument("--timeout", type=int, default=5400, help="seconds one playbook run may take")
     p.add_argument("--keep", action="store_true", help="leave the last fleet's containers running")
+    p.add_argument("--append", action="store_true",
+                   help="add to the runs already in OUT/results.json (a run of the same N, connection and cache replaces it)")
     args = p.parse_args(argv)
     try:
         counts = [int(x) for x in parse_list("1,2" if args.quick else args.hosts)]
@@ -510,6 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"schema": 1, "machine": machine(), "note": args.note, "scratch": str(scratch),
                                "settings": {"hosts": counts, "connections": connections, "cache": caches,
                                             "skip_tags": SKIP_TAGS}, "runs": []}
+    if args.append and (out / "results.json").exists():
+        kept = [e for e in json.loads((out / "results.json").read_text())["runs"]
+                if not (e["n"] in counts and e["connection"] in connections and e["cache"] in caches)]
+        results["runs"] = kept
     log(f"{results['machine']['cores']} cores, load {results['machine']['load_start']}; scratch {scratch}")
     image = ssh_image(settings.image, settings)
     key = ssh_key(cache_dir / "bench" / "ssh")
@@ -525,8 +570,9 @@ def main(argv: list[str] | None = None) -> int:
                     fleet.start(image, key)
                     inventory = fleet.inventory(key)
                     entry: dict[str, Any] = {"n": n, "connection": connection, "cache": cache,
-                                             "cores": results["machine"]["cores"]}
+                                             "cores": results["machine"]["cores"], "date": time.strftime("%Y-%m-%d %H:%M")}
                     results["runs"].append(entry)
+                    results["runs"].sort(key=lambda e: (e["n"], e["connection"], e["cache"]))
                     entry["first"] = playbook(fleet, inventory, "first")
                     entry["rerun"] = playbook(fleet, inventory, "rerun")
                     bench_report.write_all(results, out)

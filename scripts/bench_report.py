@@ -35,6 +35,10 @@ def ratio(a: float, b: float | None) -> str:
     return f"{a / b:.2f}×" if b else "–"
 
 
+def cpu(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.0f}"
+
+
 def fmt_mb(n: float) -> str:
     return f"{n / MB:.1f}"
 
@@ -64,13 +68,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"{' / '.join(str(x) for x in m['load_start'])} (1/5/15 min); {m['ansible']}; commit {m['commit']}; {m['date']}."),
         "Each figure is one run: wall time of `ansible-playbook site.yml` (first converge of fresh containers, then a",
         "no-op re-run), with the core count and the 1-minute load average when that run started beside it. Compare",
-        "ratios, not seconds, across machines.",
+        "ratios, not seconds, across machines. CPU seconds (each container's cgroup; ansible-playbook with the",
+        "ssh/podman clients it ran) grow far less than wall time when other work loads the machine.",
         "",
         "## Wall time",
         "",
         ("| N | connection | cache | first run | no-op re-run | re-run ÷ first | first ÷ N=1 | re-run ÷ N=1 "
-        "| tasks/host (first, re-run) | module calls/host (first, re-run) | changed on re-run | warnings | cores | load at start |"),
-        "|---:|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|",
+        "| tasks/host (first, re-run) | module calls/host (first, re-run) | CPU s per host (first, re-run) "
+        "| controller CPU s (first, re-run) | changed on re-run | warnings | cores | load at start |"),
+        "|---:|---|---|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|---|",
     ]
     for e in runs:
         f, r, b = e["first"], e["rerun"], baseline(results, e)
@@ -79,7 +85,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {e['n']} | {e['connection']} | {e['cache']} | {f['wall']:.0f} s | {r['wall']:.0f} s "
             f"| {ratio(r['wall'], f['wall'])} | {ratio(f['wall'], b['first']['wall'] if b else None)} "
             f"| {ratio(r['wall'], b['rerun']['wall'] if b else None)} | {f['tasks_per_host']:g}, {r['tasks_per_host']:g} "
-            f"| {f['module_calls_per_host']:g}, {r['module_calls_per_host']:g} | {r['changed']} | {warn} "
+            f"| {f['module_calls_per_host']:g}, {r['module_calls_per_host']:g} "
+            f"| {cpu(f.get('host_cpu_per_host'))}, {cpu(r.get('host_cpu_per_host'))} "
+            f"| {cpu(f.get('controller_cpu'))}, {cpu(r.get('controller_cpu'))} | {r['changed']} | {warn} "
             f"| {e['cores']} | {f['load_start']:.2f}, {r['load_start']:.2f} |")
     names = stages(results)
     lines += ["", "## Seconds per stage (timing callback: wall time of each stage's plays)", "",
@@ -135,7 +143,7 @@ def csv_text(results: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["n", "connection", "cache", "run", "wall_s", "ratio_to_n1", "rerun_over_first", "tasks_per_host",
-                "module_calls_per_host", "changed", "warnings", "upstream_bytes", "upstream_bytes_per_host",
+                "module_calls_per_host", "host_cpu_per_host", "controller_cpu", "changed", "warnings", "upstream_bytes", "upstream_bytes_per_host",
                 "mirror_bytes", "fixture_bytes", "acng_in_bytes", "acng_out_bytes", "cores", "load_start"]
                + [f"stage_{n}" for n in names])
     for e in complete(results):
@@ -145,7 +153,8 @@ def csv_text(results: dict[str, Any]) -> str:
             acng = r["bytes"].get("acng") or {}
             w.writerow([e["n"], e["connection"], e["cache"], run, r["wall"],
                         round(r["wall"] / b[run]["wall"], 3) if b else "", round(e["rerun"]["wall"] / e["first"]["wall"], 3),
-                        r["tasks_per_host"], r["module_calls_per_host"], r["changed"], len(r["warnings"]), upstream(r),
+                        r["tasks_per_host"], r["module_calls_per_host"], r.get("host_cpu_per_host", ""),
+                        r.get("controller_cpu", ""), r["changed"], len(r["warnings"]), upstream(r),
                         round(upstream(r) / e["n"]), r["bytes"]["mirror"]["bytes"], r["bytes"]["fixture"]["bytes"],
                         acng.get("in_bytes", ""), acng.get("out_bytes", ""), e["cores"], r["load_start"]]
                        + [r["stages"].get(n, "") for n in names])

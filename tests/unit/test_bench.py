@@ -112,7 +112,8 @@ def test_inventory_reuses_the_scenario_settings(tmp_path: Path, connection: str)
 
 def run_record(wall: float, tasks: float, mb: float, changed: int = 0, acng: bool = False) -> dict[str, Any]:
     return {
-        "wall": wall, "load_start": 1.5, "load_end": 1.6, "stages": {"Preflight": wall / 4, "Mirrors": wall / 2},
+        "wall": wall, "load_start": 1.5, "load_end": 1.6, "host_cpu_per_host": wall / 5, "controller_cpu": wall / 10,
+        "stages": {"Preflight": wall / 4, "Mirrors": wall / 2},
         "roles": {}, "tasks_per_host": tasks, "module_calls_per_host": tasks / 2, "actions_per_host": {"command": 3.0},
         "actions_per_stage": {"Preflight": {"command": 2.0, "stat": 1.0}}, "hosts": {}, "changed": changed,
         "changed_tasks": [], "warnings": [],
@@ -145,8 +146,9 @@ def test_markdown_table_has_ratios_cores_and_load() -> None:
     md = bench_report.markdown(results())
     assert "**2 cores**" in md and "**loaded machine**" in md
     row = next(line for line in md.splitlines() if line.startswith("| 2 | podman | off | 400 s"))
-    # re-run ÷ first, first ÷ N=1, re-run ÷ N=1, tasks, calls, changed, warnings, cores, load
-    assert "| 0.38× | 2.00× | 1.50× | 230, 200 | 115, 100 | 0 | 0 | 2 | 1.50, 1.50 |" in row
+    # re-run ÷ first, first ÷ N=1, re-run ÷ N=1, tasks, calls, CPU per host, controller CPU, changed, warnings,
+    # cores, load
+    assert "| 0.38× | 2.00× | 1.50× | 230, 200 | 115, 100 | 80, 30 | 40, 15 | 0 | 0 | 2 | 1.50, 1.50 |" in row
     assert "| 2 | ssh | on | 300 s | 90 s | 0.30× | – | – |" in md  # no N=1 of that kind: no ratio
     assert "| 2 | ssh | on | first run | 110.0 | 1.0 (0.6, 0.4) | 111.0 | 55.5 | – | 5.0 | 9.0 | 2 | 1.50 |" in md
     assert "| 3.2 | Mirrors | apt_mirror | apply | update | command |" in md
