@@ -19,11 +19,13 @@ Every figure carries the machine's core count and its load average at the start 
   scripts/bench.sh                       # N = 1, 2, 4, 8; podman and ssh; without and with the cache
   scripts/bench.sh --quick               # N = 1, 2
   scripts/bench.sh --hosts 1,4 --connections ssh --cache on
+  scripts/bench.sh --controller          # cost per module call of controller settings (bench/controller.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -36,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bench_report  # beside this script (python puts the script's folder first on sys.path)
+import bench_controller  # beside this script (python puts the script's folder first on sys.path)
+import bench_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -508,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="a line printed above the table (e.g. what the machine was doing)")
     p.add_argument("--timeout", type=int, default=5400, help="seconds one playbook run may take")
     p.add_argument("--keep", action="store_true", help="leave the last fleet's containers running")
+    p.add_argument("--controller", action="store_true",
+                   help="instead of the matrix: the cost per module call of controller settings (OUT/controller.md)")
+    p.add_argument("--repeats", type=int, default=3, help="with --controller: runs per variant (default 3)")
     p.add_argument("--append", action="store_true",
                    help="add to the runs already in OUT/results.json (a run of the same N, connection and cache replaces it)")
     args = p.parse_args(argv)
@@ -558,6 +564,14 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{results['machine']['cores']} cores, load {results['machine']['load_start']}; scratch {scratch}")
     image = ssh_image(settings.image, settings)
     key = ssh_key(cache_dir / "bench" / "ssh")
+    if args.controller:
+        # Own names and ports, so it can run beside a matrix run.
+        probe = Fleet(dataclasses.replace(settings, suffix=settings.suffix + "-ctl", ssh_port_base=settings.ssh_port_base + 20),
+                      2, "ssh", False)
+        probe.plan()
+        bench_controller.run(ROOT, probe, image, key, out, args.repeats, 10, results["machine"])
+        print((out / "controller.md").read_text())
+        return 0
     fleet: Fleet | None = None
     try:
         for n in counts:
