@@ -52,9 +52,13 @@ def test_test_tools_without_root_are_refused() -> None:
         found = shutil.which(tool, path="/usr/local/bin:/usr/bin:/bin")
         assert found, tool
         (bin_dir / tool).symlink_to(found)
+    # The script itself from there too: the checkout may sit in a folder only root can enter (mktemp -d, /root).
+    (tmp_path / "scripts").mkdir()
+    bootstrap = tmp_path / "scripts" / "bootstrap.sh"
+    shutil.copy(BOOTSTRAP, bootstrap)
     tmp_path.chmod(0o755)
     result = subprocess.run(
-        ["runuser", "-u", "nobody", "--", "env", f"PATH={bin_dir}", f"AIWS_VENV={tmp_path / 'v'}", "bash", str(BOOTSTRAP), "--test"],
+        ["runuser", "-u", "nobody", "--", "env", f"PATH={bin_dir}", f"AIWS_VENV={tmp_path / 'v'}", "bash", str(bootstrap), "--test"],
         capture_output=True, text=True, check=False,
     )
     shutil.rmtree(tmp_path)
