@@ -223,7 +223,10 @@ class Fleet:
     def start(self, image: str, key: Path) -> None:
         self.remove()
         for h in self.hosts:
-            podman("run", "-d", "--name", h.name, "--hostname", h.name, "--network", "host", "--systemd", "always",
+            # The host name resolves, as on an installed machine (127.0.1.1 in /etc/hosts): otherwise sudo
+            # warns "unable to resolve host" on every become, into the output over ssh's terminal.
+            podman("run", "-d", "--name", h.name, "--hostname", h.name, "--add-host", f"{h.name}:127.0.1.1",
+                   "--network", "host", "--systemd", "always",
                    "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", image, "/sbin/init")
         for h in self.hosts:
             # podman exec can fail while the container is still coming up: ask again for a minute.
