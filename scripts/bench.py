@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = Fleet(dataclasses.replace(settings, suffix=settings.suffix + "-ctl", ssh_port_base=settings.ssh_port_base + 20),
                       2, "ssh", False)
         probe.plan()
-        bench_controller.run(ROOT, probe, image, key, out, args.repeats, 10, results["machine"])
+        bench_controller.run(ROOT, probe, image, key, out, args.repeats, 10, results["machine"], container_cpu)
         print((out / "controller.md").read_text())
         return 0
     fleet: Fleet | None = None

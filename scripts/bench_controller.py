@@ -14,6 +14,7 @@ import resource
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def synthetic(tasks: int) -> str:
     return PLAYBOOK.replace("TASKS", str(tasks))
 
 
-def one_run(root: Path, inventory: Path, playbook: Path, env: dict[str, str], work: Path) -> dict[str, float]:
+def one_run(root: Path, inventory: Path, playbook: Path, env: dict[str, str], work: Path,
+            hosts: list[str], container_cpu: Callable[[str], float | None]) -> dict[str, float]:
+    hosts_before = [container_cpu(h) for h in hosts]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     run = subprocess.run(["ansible-playbook", "-i", str(inventory), str(playbook)], cwd=root, env=env,
@@ -73,14 +76,18 @@ def one_run(root: Path, inventory: Path, playbook: Path, env: dict[str, str], wo
         (work / "failed.stdout").write_text(run.stdout + run.stderr)
         raise SystemExit(f"bench: the synthetic playbook failed (output: {work / 'failed.stdout'}):\n{run.stdout[-3000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return {"wall": round(wall, 2), "controller_cpu": round(cpu, 2), "load": round(os.getloadavg()[0], 2)}
+    used = [(a - b) for a, b in zip([container_cpu(h) for h in hosts], hosts_before, strict=True)
+            if a is not None and b is not None]
+    return {"wall": round(wall, 2), "controller_cpu": round(cpu, 2),
+            "host_cpu": round(sum(used) / len(used), 2) if used else -1.0, "load": round(os.getloadavg()[0], 2)}
 
 
 def summarize(samples: list[dict[str, float]], calls: int) -> dict[str, Any]:
     wall = statistics.median(s["wall"] for s in samples)
     cpu = statistics.median(s["controller_cpu"] for s in samples)
-    return {"samples": samples, "wall": round(wall, 2), "controller_cpu": round(cpu, 2),
-            "ms_per_call": round(1000 * wall / calls), "cpu_ms_per_call": round(1000 * cpu / calls)}
+    host = statistics.median(s.get("host_cpu", -1.0) for s in samples)
+    return {"samples": samples, "wall": round(wall, 2), "controller_cpu": round(cpu, 2), "host_cpu": round(host, 2),
+            "ms_per_call": round(1000 * wall / calls), "host_cpu_ms_per_call": round(1000 * host / calls) if host >= 0 else None}
 
 
 def markdown(record: dict[str, Any]) -> str:
@@ -92,18 +99,25 @@ def markdown(record: dict[str, Any]) -> str:
         f"{m['ansible']}; {m['date']}."),
         (f"Synthetic playbook: {record['hosts']} hosts × {record['calls_per_host']} module calls each (command, stat, file "
         f"in loops) plus {record['tasks_per_item']} set_fact items; median of {record['repeats']} interleaved runs per variant."),
-        "", "| variant | wall (s) | ms per module call and host | ÷ shipped | controller CPU (s) | load at the runs |",
-        "|---|---:|---:|---:|---:|---|",
+        "Wall time swings with the load others put on the machine; the CPU seconds (ansible-playbook with its",
+        "ssh/podman clients; each container's cgroup) are the steadier figures.",
+        "", ("| variant | wall (s) | ms per module call and host | ÷ shipped | controller CPU (s) | ÷ shipped "
+        "| CPU ms per call in the host | ÷ shipped | load at the runs |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, v in record["variants"].items():
         loads = ", ".join(f"{s['load']:.1f}" for s in v["samples"])
+        host = v.get("host_cpu_ms_per_call")
+        base_host = base.get("host_cpu_ms_per_call")
         lines.append(f"| {name} | {v['wall']:.1f} | {v['ms_per_call']} | {v['wall'] / base['wall']:.2f}× "
-                     f"| {v['controller_cpu']:.1f} | {loads} |")
+                     f"| {v['controller_cpu']:.1f} | {v['controller_cpu'] / base['controller_cpu']:.2f}× "
+                     f"| {host if host is not None else '–'} "
+                     f"| {f'{host / base_host:.2f}×' if host is not None and base_host else '–'} | {loads} |")
     return "\n".join(lines) + "\n"
 
 
 def run(root: Path, fleet: Any, image: str, key: Path, out: Path, repeats: int, tasks: int,
-        machine: dict[str, Any]) -> dict[str, Any]:
+        machine: dict[str, Any], container_cpu: Callable[[str], float | None]) -> dict[str, Any]:
     """fleet: a bench.Fleet of the ssh connection (its hosts serve both ssh and podman variants)."""
     work = fleet.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -123,7 +137,7 @@ def run(root: Path, fleet: Any, image: str, key: Path, out: Path, repeats: int, 
                 env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CACHE_PLUGIN="memory",
                            ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / f"cp-{i}-{k}"), **extra)
                 inventory = ssh_inventory if connection == "ssh" else podman_inventory
-                sample = one_run(root, inventory, playbook, env, work)
+                sample = one_run(root, inventory, playbook, env, work, [h.name for h in fleet.hosts], container_cpu)
                 samples[name].append(sample)
                 print(f"bench: controller {i + 1}/{repeats}: {name}: {sample['wall']:.1f}s (load {sample['load']})", flush=True)
     finally:

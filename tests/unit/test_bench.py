@@ -184,15 +184,15 @@ def test_plots_are_svg_with_a_line_per_series(tmp_path: Path) -> None:
 
 
 def test_controller_table_compares_each_variant_with_the_shipped_settings() -> None:
-    samples = {"ssh, ansible.cfg as shipped": [{"wall": 30.0, "controller_cpu": 10.0, "load": 2.0},
-                                               {"wall": 34.0, "controller_cpu": 12.0, "load": 3.0}],
-               "ssh, pipelining off": [{"wall": 60.0, "controller_cpu": 20.0, "load": 2.5}]}
+    samples = {"ssh, ansible.cfg as shipped": [{"wall": 30.0, "controller_cpu": 10.0, "host_cpu": 3.0, "load": 2.0},
+                                               {"wall": 34.0, "controller_cpu": 12.0, "host_cpu": 3.0, "load": 3.0}],
+               "ssh, pipelining off": [{"wall": 60.0, "controller_cpu": 20.0, "host_cpu": 6.0, "load": 2.5}]}
     record = {"machine": results()["machine"], "hosts": 2, "calls_per_host": 30, "tasks_per_item": 10, "repeats": 2,
               "variants": {name: bench_controller.summarize(s, 30) for name, s in samples.items()}}
     assert record["variants"]["ssh, ansible.cfg as shipped"]["wall"] == 32.0  # the median
     md = bench_controller.markdown(record)
-    assert "| ssh, ansible.cfg as shipped | 32.0 | 1067 | 1.00× | 11.0 | 2.0, 3.0 |" in md
-    assert "| ssh, pipelining off | 60.0 | 2000 | 1.88× | 20.0 | 2.5 |" in md
+    assert "| ssh, ansible.cfg as shipped | 32.0 | 1067 | 1.00× | 11.0 | 1.00× | 100 | 1.00× | 2.0, 3.0 |" in md
+    assert "| ssh, pipelining off | 60.0 | 2000 | 1.88× | 20.0 | 1.82× | 200 | 2.00× | 2.5 |" in md
     assert "**2 cores**" in md
     play = bench_controller.synthetic(7)
     assert "range(7)" in play and "TASKS" not in play
