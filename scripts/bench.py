@@ -81,7 +81,10 @@ def sh(argv: list[str], check: bool = True, **kwargs: Any) -> subprocess.Complet
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh(["podman", *args], check=check)
+    run = sh(["podman", *args], check=False)
+    if check and run.returncode != 0:
+        raise SystemExit(f"bench: podman {' '.join(args[:3])} ... failed (rc={run.returncode}): {run.stderr.strip()}")
+    return run
 
 
 def log(message: str) -> None:
@@ -225,9 +228,13 @@ class Fleet:
         for h in self.hosts:
             # The host name resolves, as on an installed machine (127.0.1.1 in /etc/hosts): otherwise sudo
             # warns "unable to resolve host" on every become, into the output over ssh's terminal.
-            podman("run", "-d", "--name", h.name, "--hostname", h.name, "--add-host", f"{h.name}:127.0.1.1",
-                   "--network", "host", "--systemd", "always",
-                   "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", image, "/sbin/init")
+            argv = ["run", "-d", "--name", h.name, "--hostname", h.name, "--add-host", f"{h.name}:127.0.1.1",
+                    "--network", "host", "--systemd", "always",
+                    "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", image, "/sbin/init"]
+            if podman(*argv, check=False).returncode != 0:  # once more: a container of that name may be still going
+                podman("rm", "-f", "-t", "2", h.name, check=False)
+                time.sleep(5)
+                podman(*argv)
         for h in self.hosts:
             # podman exec can fail while the container is still coming up: ask again for a minute.
             for _ in range(60):
