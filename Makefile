@@ -1,5 +1,5 @@
 # The project's entry points. Each prepares .venv (pinned Ansible) first.
-.PHONY: run plan test test-fast demo venv
+.PHONY: run plan test test-fast demo bench venv
 SHELL := /bin/bash
 INVENTORY ?= lab
 ARGS ?=
@@ -26,3 +26,7 @@ test-fast:
 ## Provision a throwaway local container end to end and print its plan and report.
 demo:
 	@scripts/demo.sh
+
+## Time first runs and no-op re-runs on 1, 2, 4 and 8 containers; table and plots in bench/ (ARGS=--quick: N=1,2).
+bench:
+	@scripts/bench.sh $(ARGS)

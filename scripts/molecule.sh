@@ -1,48 +1,25 @@
 #!/usr/bin/env bash
 # Run a Molecule command against the container scenario with everything it needs:
-# the podman settings, the locally built image, the test fixtures and their web server.
+# the podman settings, the locally built image, the test fixtures and their web server
+# (scripts/fixtures-env.sh).
 #
 #   scripts/molecule.sh               # molecule test (create, converge, idempotence, verify, destroy)
 #   scripts/molecule.sh converge      # any molecule subcommand
 #   AIWS_TEST_DISTRO=ubuntu24.04 AIWS_IMAGE_MIRROR=https://... scripts/molecule.sh
+#
+# A clean run prints no warnings: when ansible printed a [WARNING], the command fails and lists them.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+# shellcheck source=scripts/fixtures-env.sh
+. "$(dirname "$0")/fixtures-env.sh"
 
-export CONTAINERS_CONF="$top/molecule/containers.conf"
-export AIWS_TEST_DISTRO="${AIWS_TEST_DISTRO:-debian12}"
-export AIWS_FIXTURE_PORT="${AIWS_FIXTURE_PORT:-8089}"
-if [ "$(id -u)" -eq 0 ]; then default_cache=/var/cache/aiws-test; else default_cache="$HOME/.cache/aiws-test"; fi
-export AIWS_TEST_CACHE="${AIWS_TEST_CACHE:-$default_cache}"
-export PATH="$top/.venv/bin:$PATH"
-export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
-
-[ "$(id -u)" -eq 0 ] || { echo "molecule.sh: the container tests run podman as root (systemd containers, host network); run as root" >&2; exit 2; }
-
-# The image of this checkout's builder (tagged with its build key, so checkouts do not rebuild each other's).
-AIWS_TEST_IMAGE=$(molecule/images/build.sh "$AIWS_TEST_DISTRO" | tail -n1)
-export AIWS_TEST_IMAGE
-tests/fixtures/build.sh
-# The fixture repository's throwaway signing key, for the inventory (molecule/default/group_vars).
-eval "$(python3 - "$AIWS_TEST_CACHE/www/nvidia/fixture.json" <<'PY'
-import json, shlex, sys
-key = json.load(open(sys.argv[1]))["key"]
-print(f"export AIWS_FIXTURE_NVIDIA_FPR={shlex.quote(key['fingerprint'])}")
-print(f"export AIWS_FIXTURE_NVIDIA_KEY_FILE={shlex.quote(key['pub_file'])}")
-PY
-)"
-
-python3 tests/fixtures/serve.py --root "$AIWS_TEST_CACHE/www" --port "$AIWS_FIXTURE_PORT" \
-  --log "$AIWS_TEST_CACHE/serve-$AIWS_FIXTURE_PORT.log" --pidfile "$AIWS_TEST_CACHE/serve-$AIWS_FIXTURE_PORT.pid" >/dev/null &
-server=$!
-# Stop what this run started: the fixture server and the apt mirror proxy (a proxy left running
-# from another cache folder would log elsewhere and mislead the cache test).
-trap 'kill "$server" 2>/dev/null || true; python3 tests/fixtures/fx_apt_mirror.py stop >/dev/null 2>&1 || true' EXIT
-for _ in $(seq 50); do
-  python3 - <<PY 2>/dev/null && break
-import urllib.request; urllib.request.urlopen("http://127.0.0.1:$AIWS_FIXTURE_PORT/", timeout=1)
-PY
-  sleep 0.2
-done
-
-molecule "${@:-test}"
+log="$AIWS_TEST_CACHE/molecule-${AIWS_TEST_SUFFIX:-main}.log"
+set +e
+molecule "${@:-test}" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" -eq 0 ] && grep -q '^\[WARNING\]' "$log"; then
+  echo "molecule.sh: ansible printed warnings; a clean run prints none:" >&2
+  grep '^\[WARNING\]' "$log" | sort | uniq -c >&2
+  exit 1
+fi
+exit "$rc"
