@@ -262,7 +262,8 @@ def driver_hint(kind: str | None, diag: Mapping[str, str] | None, plan: Mapping[
     if kind == "version_mismatch":
         return (
             "the loaded kernel module and the user-space driver libraries differ (typical after an unattended "
-            "driver upgrade): reboot, and hold the driver packages so upgrades happen on purpose."
+            "driver update within the branch): reboot so the new module loads (the driver stage's branch pin keeps "
+            "other branches out, not in-branch updates)."
         )
     if kind == "no_devices":
         flavor = (plan.get("stack") or {}).get("driver_flavor")
