@@ -91,7 +91,7 @@ RDEPENDS_62 = ("linux-modules-nvidia-580-open-6.8.0-62-generic\nReverse Depends:
 def args(**kw: object) -> argparse.Namespace:
     base = {"source": "ubuntu", "branch": 580, "flavour": "580-open", "mokutil": "mokutil",
             "efivars": "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
-            "mok_cert": "", "container": False}
+            "mok_cert": "", "container": False, "gpgpu": False}
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -354,3 +354,47 @@ def test_module_for_the_boot_kernel_is_read_with_modinfo() -> None:
 def test_driver_version_is_the_branchs_libcuda(installed: dict, version: str) -> None:
     branch = 535 if "535" in str(installed) else 580
     assert P.driver_version(installed, branch) == version
+
+
+# --------------------------------------------------------------------------- what ubuntu-drivers left
+
+PREBUILT = {"package": "linux-modules-nvidia-580-open-generic", "prebuilt": True,
+            "abi_package": "linux-modules-nvidia-580-open-6.8.0-62-generic", "dkms_package": "nvidia-dkms-580-open"}
+DKMS = {"package": "nvidia-dkms-580-open", "prebuilt": False, "abi_package": None, "dkms_package": "nvidia-dkms-580-open"}
+
+
+def inst(*names: str) -> dict:
+    return {n: {"installed": "1", "version": "1"} for n in names}
+
+
+def test_ubuntu_drivers_that_installed_nothing_is_caught() -> None:
+    # "All the available drivers are already installed." with exit 0, nothing on the host.
+    result = P.ubuntu_drivers_result("580-open", False, DKMS, inst("nvidia-utils-580"))
+    assert result["missing"] == ["nvidia-driver-580-open or nvidia-driver-lrm-580-open", "nvidia-dkms-580-open"]
+    assert result["driver_installed"] is False
+
+
+def test_ubuntu_drivers_result_for_prebuilt_dkms_lrm_and_gpgpu() -> None:
+    ok = P.ubuntu_drivers_result("580-open", False, PREBUILT, inst(
+        "nvidia-driver-580-open", "linux-modules-nvidia-580-open-generic", "linux-modules-nvidia-580-open-6.8.0-62-generic"))
+    assert ok["missing"] == [] and ok["meta"] == "nvidia-driver-580-open"
+    # The metapackage moved on but the ABI package for the kernel that boots next did not arrive.
+    assert P.ubuntu_drivers_result("580-open", False, PREBUILT, inst(
+        "nvidia-driver-580-open", "linux-modules-nvidia-580-open-generic"))["modules_missing"] == [
+        "linux-modules-nvidia-580-open-6.8.0-62-generic"]
+    # 24.04: the lrm variant replaces nvidia-driver-<flavour> (detect.py get_userspace_lrm_meta).
+    assert P.ubuntu_drivers_result("580-open", False, DKMS, inst("nvidia-driver-lrm-580-open", "nvidia-dkms-580-open"))[
+        "missing"] == []
+    # --gpgpu installs the headless metapackage, never nvidia-driver-<flavour>.
+    server = {**DKMS, "package": "nvidia-dkms-580-server-open", "dkms_package": "nvidia-dkms-580-server-open"}
+    gpgpu = P.ubuntu_drivers_result("580-server-open", True, server, inst("nvidia-driver-580-server-open",
+                                                                           "nvidia-dkms-580-server-open"))
+    assert gpgpu["missing"] == ["nvidia-headless-no-dkms-580-server-open"]
+
+
+def test_probe_reports_what_ubuntu_drivers_must_install() -> None:
+    h = host(dpkg(NOBLE_62, META_GENERIC_62))
+    ud = probe(h, gpgpu=False)["ubuntu_drivers"]
+    assert ud["meta"] == "nvidia-driver-580-open" and ud["driver_installed"] is False
+    assert ud["missing"] == ["nvidia-driver-580-open or nvidia-driver-lrm-580-open",
+                             "linux-modules-nvidia-580-open-generic", "linux-modules-nvidia-580-open-6.8.0-62-generic"]

@@ -294,6 +294,27 @@ def modules_choice(
             "why": f"{why}, and {dkms} has no candidate either"}
 
 
+def ubuntu_drivers_result(flavour: str, gpgpu: bool, modules: Mapping[str, Any],
+                          installed: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """What `ubuntu-drivers install [--gpgpu] nvidia:<flavour>` must have left installed, and what is missing.
+
+    The driver metapackage: nvidia-driver-<flavour> (or, on 24.04, its nvidia-driver-lrm-<flavour> variant);
+    with --gpgpu nvidia-headless-no-dkms-<flavour>. The modules: the prebuilt metapackage and its ABI
+    package, or nvidia-dkms-<flavour>.
+    """
+    meta = f"nvidia-headless-no-dkms-{flavour}" if gpgpu else f"nvidia-driver-{flavour}"
+    drivers = [meta] if gpgpu else [meta, f"nvidia-driver-lrm-{flavour}"]
+
+    def have(name: str | None) -> bool:
+        return bool(name and (installed.get(name) or {}).get("installed"))
+
+    driver_installed = any(have(n) for n in drivers)
+    want = [modules.get("package"), modules.get("abi_package")] if modules.get("prebuilt") else [modules.get("dkms_package")]
+    modules_missing = [str(n) for n in want if n and not have(n)]
+    missing = ([] if driver_installed else [" or ".join(drivers)]) + modules_missing
+    return {"meta": meta, "driver_installed": driver_installed, "modules_missing": modules_missing, "missing": missing}
+
+
 def secure_boot(mokutil: tuple[int, str, str] | None, efivar: bytes | None, efivars_path: str) -> dict[str, Any]:
     """Secure Boot state from `mokutil --sb-state` (None: mokutil absent) or the SecureBoot EFI variable."""
     if mokutil is not None and mokutil[0] != 127:
@@ -477,6 +498,7 @@ def probe(args: argparse.Namespace, runner: Runner = run, read: Callable[[str], 
     kernel["boot"] = boot_release
 
     modules: dict[str, Any] | None = None
+    ud: dict[str, Any] | None = None
     if args.source == "ubuntu" and args.flavour:
         names = [f"nvidia-dkms-{args.flavour}"]
         abi = f"linux-modules-nvidia-{args.flavour}-{target}" if target else None
@@ -490,8 +512,8 @@ def probe(args: argparse.Namespace, runner: Runner = run, read: Callable[[str], 
             rc, out, _ = runner(["apt-cache", "rdepends", abi])
             rdeps = [line.strip().lstrip("|") for line in out.splitlines()[2:]] if rc == 0 else []
         modules = modules_choice(args.flavour, kernel["meta"], target, has, rdeps)
-        modules["installed"] = bool(modules["package"] and modules["package"] in installed) and (
-            not modules["prebuilt"] or bool(modules["abi_package"] in installed))
+        ud = ubuntu_drivers_result(args.flavour, args.gpgpu, modules, installed)
+        modules["installed"] = not ud["modules_missing"]
 
     driverish = [n for n, i in installed.items() if i.get("installed") and DRIVER_NAME.match(n)]
     policy: dict[str, dict[str, Any]] = {}
@@ -526,6 +548,7 @@ def probe(args: argparse.Namespace, runner: Runner = run, read: Callable[[str], 
     return {
         "kernel": kernel,
         "modules": modules,
+        "ubuntu_drivers": ud,
         "foreign": guard,
         "secure_boot": sb,
         "mok": mok,
@@ -543,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", choices=["ubuntu", "debian", "cuda"], required=True)
     parser.add_argument("--branch", type=int, required=True)
     parser.add_argument("--flavour", default="", help="ubuntu-drivers flavour, e.g. 580-open or 580-server")
+    parser.add_argument("--gpgpu", action="store_true", help="ubuntu-drivers install --gpgpu (headless metapackage)")
     parser.add_argument("--mokutil", default="mokutil", help="the mokutil command ('' to skip)")
     parser.add_argument("--efivars", default="/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
     parser.add_argument("--mok-cert", default="", help="the DKMS signing certificate to test with mokutil --test-key")
