@@ -39,6 +39,7 @@ CHECK_TITLES = {
     "gpu_count": "GPU count matches detection",
     "driver_flavor": "loaded module flavour matches the plan",
     "driver_cuda": "driver supports the planned CUDA",
+    "driver_pending": "no reboot or MOK enrollment pending for the driver",
     "nvcc_version": "nvcc -V in a login shell reports the planned CUDA",
     "cuda_compile": "a CUDA program compiles (nvcc -c)",
     "cuda_run": "a CUDA program runs on every GPU",
@@ -272,7 +273,8 @@ def driver_hint(kind: str | None, diag: Mapping[str, str] | None, plan: Mapping[
     if kind == "version_mismatch":
         return (
             "the loaded kernel module and the user-space driver libraries differ (typical after an unattended "
-            "driver upgrade): reboot, and hold the driver packages so upgrades happen on purpose."
+            "driver update within the branch): reboot so the new module loads (the driver stage's branch pin keeps "
+            "other branches out, not in-branch updates)."
         )
     if kind == "no_devices":
         flavor = (plan.get("stack") or {}).get("driver_flavor")
@@ -382,6 +384,54 @@ def _judge_driver(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dic
                                  f"driver {driver} supports CUDA up to {smi_cuda}: install a newer branch "
                                  f"(aiws_driver_branch) or plan an older toolkit (aiws_cuda_version)")))
     return checks
+
+
+def driver_pending(fact: Mapping[str, Any] | None, boot_id: str = "", container: bool = False) -> list[str]:
+    """What the driver stage recorded as still to do on the host: MOK enrollment, a reboot ([] when nothing,
+    or when the host has booted since the record: boot_id differs)."""
+    if not fact:
+        return []
+    recorded = str(fact.get("boot_id") or "")
+    if recorded and boot_id and recorded != boot_id:
+        return []
+    pending = []
+    if (fact.get("mok") or {}).get("state") == "pending":
+        pending.append("MOK enrollment")
+    reboot = fact.get("reboot") or {}
+    if reboot.get("needed") and not container and reboot.get("action") != "rebooted":
+        pending.append("reboot")
+    return pending
+
+
+def _judge_driver_pending(probe: Mapping[str, Any]) -> list[dict[str, Any]]:
+    plan = probe.get("plan") or {}
+    expected = "nothing pending"
+    if not plan.get("gpus"):
+        return [_skip("driver_pending", "no NVIDIA GPU detected or declared on this host", expected)]
+    fact = _fact(probe.get("facts"), "driver")
+    if fact is None:
+        return [_skip("driver_pending", _stage_missing("driver"), expected)]
+    boot_id = ((_result(probe.get("boot_id")) or {}).get("out") or "").strip()
+    pending = driver_pending(fact, boot_id, bool(plan.get("container")))
+    if not pending:
+        reboot = fact.get("reboot") or {}
+        observed = "nothing pending" + (f" ({reboot.get('state')})" if reboot.get("state") else "")
+        if fact.get("boot_id") and boot_id and fact.get("boot_id") != boot_id:
+            observed = "the host has booted since the driver stage recorded what was pending"
+        return [_check("driver_pending", "pass", expected, observed)]
+    mok = fact.get("mok") or {}
+    reasons = "; ".join((fact.get("reboot") or {}).get("reasons") or [])
+    steps = []
+    if "MOK enrollment" in pending:
+        steps.append(
+            f"at the console, reboot; in the blue MokManager screen choose Enroll MOK, Continue, Yes and type the "
+            f"password of nvidia_driver_mok_password (certificate {mok.get('certificate')}); MokManager waits only "
+            "a few seconds, and a skipped enrollment leaves the module unloadable (the next run imports it again "
+            "while it is not enrolled)")
+    else:
+        steps.append("reboot the host (`sudo reboot`), so the installed driver's module loads")
+    return [_check("driver_pending", "fail", expected, " and ".join(pending) + (f": {reasons}" if reasons else ""),
+                   "; ".join(steps) + "; then run `--tags verify` again.")]
 
 
 def _judge_cuda(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -601,15 +651,19 @@ def judge(probe: Mapping[str, Any]) -> dict[str, Any]:
     todo = probe.get("todo") or plan_probes(plan, probe.get("facts"), probe.get("pci_gpus", 0), probe.get("options"))
     checks = (
         _judge_driver(probe, todo)
+        + _judge_driver_pending(probe)
         + _judge_cuda(probe, todo)
         + _judge_cudnn(probe, todo)
         + _judge_conda(probe, todo)
         + _judge_pytorch(probe, todo)
     )
-    return host_result(str(probe.get("host") or ""), plan, probe.get("facts"), checks)
+    boot_id = ((_result(probe.get("boot_id")) or {}).get("out") or "").strip()
+    pending = driver_pending(_fact(probe.get("facts"), "driver"), boot_id, bool(plan.get("container")))
+    return host_result(str(probe.get("host") or ""), plan, probe.get("facts"), checks, pending)
 
 
-def host_result(host: str, plan: Mapping[str, Any], facts: Mapping[str, Any] | None, checks: list[dict[str, Any]]) -> dict[str, Any]:
+def host_result(host: str, plan: Mapping[str, Any], facts: Mapping[str, Any] | None, checks: list[dict[str, Any]],
+                pending: list[str] | None = None) -> dict[str, Any]:
     """The per-host record: what was planned and installed, the checks and their counts."""
     stack = plan.get("stack") or {}
     summary = {s: sum(1 for c in checks if c["status"] == s) for s in STATUSES}
@@ -631,6 +685,7 @@ def host_result(host: str, plan: Mapping[str, Any], facts: Mapping[str, Any] | N
             "branch": stack.get("driver_branch"),
             "flavor": stack.get("driver_flavor"),
             "observed": observed_driver,
+            "pending": list(pending or []),
         },
         "cuda": {"planned": stack.get("cuda_version"), "installed": (_fact(facts, "cuda") or {}).get("version")},
         "cudnn": {"planned": stack.get("cudnn_version"), "installed": (_fact(facts, "cudnn") or {}).get("version")},

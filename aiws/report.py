@@ -161,9 +161,10 @@ def _gpus(entry: Mapping[str, Any]) -> str:
 
 def _driver(entry: Mapping[str, Any]) -> str:
     d = entry.get("driver") or {}
+    pending = "".join(f"; {p} pending" for p in d.get("pending") or [])
     if d.get("observed"):
-        return str(d["observed"])
-    return f"{d['branch']} (planned)" if d.get("branch") else "-"
+        return str(d["observed"]) + pending
+    return (f"{d['branch']} (planned{pending})" if d.get("branch") else "-")
 
 
 def _versions(entry: Mapping[str, Any], key: str) -> str:

@@ -111,6 +111,8 @@ _value:
     packages:
       description:
         - C(driver), C(cuda) and C(cudnn) package lists (ansible.builtin.apt names).
+        - On Ubuntu C(driver) names what ubuntu-drivers installs (C(nvidia-driver-<flavour>), with C(server) the
+          headless C(nvidia-headless-no-dkms-<flavour>) of C(--gpgpu)) and C(nvidia-utils-<branch>[-server]).
         - cuDNN packages carry a version wildcard (C(cudnn9-cuda-12=9.10.*)) that keeps them on the chosen release.
       type: dict
     cudnn_samples:
@@ -125,6 +127,12 @@ _value:
     ubuntu_drivers:
       description: C({args} = [install, --gpgpu, nvidia:580-server-open]) for C(ubuntu-drivers), or null on Debian.
       type: dict
+    apt_components:
+      description:
+        - Debian archive components the driver packages need (C(main contrib non-free non-free-firmware) for
+          Debian's own driver), empty where the distribution's default sources carry them.
+      type: list
+      elements: str
     gpus:
       description: Number of GPUs planned for.
       type: int
@@ -424,6 +432,7 @@ def nvidia_stack(
         "packages": {"driver": [], "cuda": [], "cudnn": []},
         "cudnn_samples": None,
         "ubuntu_drivers": None,
+        "apt_components": [],
         "gpus": total,
         "architectures": architectures,
         "reasons": reasons,
@@ -723,7 +732,8 @@ def _finish(
             "server": "-server" if server else "",
             "open": "-open" if chosen_flavor == "open" else "",
         }
-        packages["driver"] = [names["driver"].format(**parts), names["utils"].format(**parts)]
+        driver = names["gpgpu_driver"] if server else names["driver"]
+        packages["driver"] = [driver.format(**parts), names["utils"].format(**parts)]
         args = ["install"] + (["--gpgpu"] if server else []) + [names["ubuntu_drivers"].format(**parts)]
         plan["ubuntu_drivers"] = {"args": args}
         if server:
@@ -734,6 +744,7 @@ def _finish(
     else:
         branch_row = dist["branches"][chosen.branch]
         packages["driver"] = [p.format(branch=chosen.branch) for p in branch_row["packages"][chosen_flavor]]
+        plan["apt_components"] = list(branch_row.get("components") or [])
     return plan
 
 

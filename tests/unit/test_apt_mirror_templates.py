@@ -182,6 +182,44 @@ def test_official_debian_keeps_the_system_sources_and_custom_is_required_to_name
     assert len(note["stanzas"]) == 1 and "no security entry" in note["notes"][0]
 
 
+# What the Debian 12 installer writes without contrib or non-free (the archive host is the system's own).
+INSTALLER_SOURCES = (
+    "deb http://archive.system-sources.invalid/debian/ bookworm main non-free-firmware\n"
+    "deb-src http://archive.system-sources.invalid/debian/ bookworm main non-free-firmware\n\n"
+    f"deb {SYSTEM_SECURITY} bookworm-security main non-free-firmware\n"
+    "deb http://archive.system-sources.invalid/debian/ bookworm-updates main non-free-firmware\n"
+)
+
+
+def test_official_debian_adds_the_components_the_driver_needs_to_the_systems_own_sources() -> None:
+    entries = F.apt_mirror_parse_sources(INSTALLER_SOURCES)
+    need = ["main", "contrib", "non-free", "non-free-firmware"]
+    result, text = render("official", "debian12", "bookworm", "amd64", required_components=need, system_entries=entries)
+    assert result["keep_system"] is False
+    assert result["path"] == "/etc/apt/sources.list.d/debian.sources"
+    assert [(s["role"], s["types"], s["uri"], s["suites"], s["components"]) for s in result["stanzas"]] == [
+        ("archive", ["deb"], "http://archive.system-sources.invalid/debian", ["bookworm", "bookworm-updates"],
+         ["main", "non-free-firmware", "contrib", "non-free"]),
+        ("archive", ["deb-src"], "http://archive.system-sources.invalid/debian", ["bookworm"],
+         ["main", "non-free-firmware", "contrib", "non-free"]),
+        ("security", ["deb"], SYSTEM_SECURITY, ["bookworm-security"], ["main", "non-free-firmware", "contrib", "non-free"]),
+    ]
+    assert "contrib non-free added" in text
+    assert "Components: main non-free-firmware contrib non-free" in text
+    # Sources that already carry them stay the system's own; so does a plan that needs nothing.
+    full = F.apt_mirror_parse_sources(INSTALLER_SOURCES.replace("main non-free-firmware", "main contrib non-free non-free-firmware"))
+    assert F.apt_mirror_sources(mirror("official"), "debian12", "bookworm", "amd64", required_components=need,
+                                system_entries=full)["keep_system"]
+    assert F.apt_mirror_sources(mirror("official"), "debian12", "bookworm", "amd64", required_components=[],
+                                system_entries=entries)["keep_system"]
+
+
+def test_required_components_join_a_mirrors_components() -> None:
+    result = F.apt_mirror_sources(mirror("tuna"), "debian12", "bookworm", "amd64", components=["main"],
+                                  required_components=["main", "contrib", "non-free"], system_security=[SYSTEM_SECURITY])
+    assert {tuple(s["components"]) for s in result["stanzas"]} == {("main", "contrib", "non-free")}
+
+
 def test_parse_sources_reads_both_formats() -> None:
     one = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main contrib\n" \
           "deb-src http://m.example/debian bookworm main\n#deb http://off.example/debian bookworm main\n"

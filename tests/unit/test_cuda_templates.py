@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -78,17 +79,21 @@ def test_one_line_source_is_flat_and_signed(rendered: dict, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_pin_file_matches_nvidia_and_protects_the_distribution_driver(rendered: dict, case: str) -> None:
+def test_pin_file_demotes_all_of_nvidias_repository_but_the_toolkit_and_cudnn(rendered: dict, case: str) -> None:
     pin = rendered[case]["cuda-repository-pin"]
     assert "Package: nsight-compute\nPin: origin *ubuntu.com*\nPin-Priority: -1" in pin
     assert "Package: nsight-systems\nPin: origin *ubuntu.com*\nPin-Priority: -1" in pin
-    assert pin.rstrip().endswith("Package: *\nPin: release l=NVIDIA CUDA\nPin-Priority: 600")
-    protected = "Pin: release l=NVIDIA CUDA\nPin-Priority: 100" in pin
-    assert protected == (CASES[case][2] != "cuda")
-    if protected:
-        # The protecting stanza comes first, so it wins over the general 600.
-        assert pin.index("Pin-Priority: 100") < pin.index("Pin-Priority: 600")
-        assert "nvidia-driver-*" in pin and "libnvidia-*" in pin
+    # By the Release fields NVIDIA's repository has (Origin: NVIDIA, Label: NVIDIA CUDA), whatever the driver source:
+    # the driver stage's branch pin raises the plan's branch when the driver comes from there.
+    assert pin.rstrip().endswith("Package: *\nPin: release o=NVIDIA,l=NVIDIA CUDA\nPin-Priority: 100")
+    raised = pin.split("Pin-Priority: -1")[-1].split("Pin: release o=NVIDIA,l=NVIDIA CUDA\nPin-Priority: 600")[0]
+    globs = raised.split("Package:", 1)[1].split()
+    assert {"cuda-toolkit*", "cudnn*", "libcudnn*", "cuda-cudart*", "cuda-nv*"} <= set(globs)
+    # No glob that raises a driver package or the metas that pull one in.
+    for name in ("cuda-drivers", "cuda-drivers-580", "cuda", "cuda-12-4", "cuda-runtime-12-4", "nvidia-open",
+                 "libcuda1", "nvidia-alternative", "firmware-nvidia-gsp", "libxnvctrl0", "libnvidia-compute-580"):
+        assert not any(fnmatch.fnmatchcase(name, g) for g in globs), name
+    assert "Pin-Priority: 1001" not in pin and pin.count("Pin-Priority: 600") == 1
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -76,3 +76,32 @@ def test_secure_boot_with_unsigned_modules_stops_before_installing(tmp_path: Pat
     assert "nvidia_driver_secure_boot_mok" in result.stdout
     # It stopped at the check: no install task ran.
     assert "Install the driver packages" not in result.stdout
+
+
+def test_secure_boot_read_from_efivars_without_mokutil_stops_with_three_choices(tmp_path: Path) -> None:
+    # No mokutil: the SecureBoot EFI variable decides (4 attribute bytes, then 1 = enabled).
+    efivar = tmp_path / "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+    efivar.write_bytes(b"\x06\x00\x00\x00\x01")
+    result = run({"aiws_gpus": ["10de:2684"], "nvidia_driver_mokutil": str(tmp_path / "no-mokutil"),
+                  "nvidia_driver_efivars_secure_boot": str(efivar)}, tags="driver")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert f"Secure Boot on ({efivar}: 1 (enabled))" in out
+    assert "(1) " in out and "(2) set nvidia_driver_secure_boot_mok: true and nvidia_driver_mok_password" in out
+    assert "(3) disable Secure Boot in the firmware setup" in out and "Nothing was installed" in out
+    assert "install | " not in result.stdout
+
+
+@pytest.mark.parametrize("password", ["", "line\nbreak", "x" * 257], ids=["missing", "newline", "too-long"])
+def test_mok_mode_without_a_usable_password_stops_in_preflight(password: str) -> None:
+    result = run({"nvidia_driver_secure_boot_mok": True, "nvidia_driver_mok_password": password})
+    assert result.returncode != 0
+    assert "nvidia_driver_mok_password" in result.stdout
+    assert password not in result.stdout or not password
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_removed_hold_setting_is_refused() -> None:
+    result = run({"nvidia_driver_hold": True})
+    assert result.returncode != 0
+    assert "nvidia_driver_pin_branch" in result.stdout

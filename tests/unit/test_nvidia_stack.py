@@ -13,6 +13,7 @@ from nvidia_stack import FilterModule, load_common, nvidia_stack
 
 KEYS = {
     "supported",
+    "apt_components",
     "driver_branch",
     "driver_flavor",
     "driver_repo",
@@ -114,8 +115,11 @@ def test_server_packages_and_ubuntu_drivers_gpgpu() -> None:
     result = nvidia_stack(nvidia_gpus(read_lspci("hgx_8x_h100")), server=True)
     assert result["supported"] is True
     assert result["gpus"] == 8
-    assert result["packages"]["driver"] == ["nvidia-driver-580-server-open", "nvidia-utils-580-server"]
+    # What `ubuntu-drivers install --gpgpu` installs (detect.py): the headless metapackage, never
+    # nvidia-driver-580-server-open; nvidia-smi comes from nvidia-utils-580-server beside it.
+    assert result["packages"]["driver"] == ["nvidia-headless-no-dkms-580-server-open", "nvidia-utils-580-server"]
     assert result["ubuntu_drivers"] == {"args": ["install", "--gpgpu", "nvidia:580-server-open"]}
+    assert result["apt_components"] == []
     assert "ERD" in text(result)
 
 
@@ -362,6 +366,8 @@ def test_debian12_uses_debian_535_when_it_fits() -> None:
     assert result["driver_flavor"] == "proprietary"
     assert result["packages"]["driver"] == ["nvidia-driver", "nvidia-kernel-dkms", "firmware-nvidia-gsp", "nvidia-smi"]
     assert result["ubuntu_drivers"] is None and result["cuda_repo"] == "debian12"
+    # Debian's driver is in non-free and contrib: the apt sources must carry them (apt_mirror adds them).
+    assert result["apt_components"] == ["main", "contrib", "non-free", "non-free-firmware"]
     opened = plan([CURRENT["ada"]], distro="debian12", flavor="open")
     assert "nvidia-open-kernel-dkms" in opened["packages"]["driver"]
     assert "alpha" in text(opened)
@@ -371,6 +377,7 @@ def test_debian12_switches_to_nvidia_repo_for_newer_cuda_or_blackwell() -> None:
     newer = plan([CURRENT["ada"]], distro="debian12", cuda="12.8")
     assert (newer["driver_branch"], newer["driver_repo"]) == (580, "cuda")
     assert newer["packages"]["driver"] == ["nvidia-open-580"]
+    assert newer["apt_components"] == ["main", "contrib"]
     blackwell = plan([CURRENT["blackwell"]], distro="debian12")
     assert blackwell["packages"]["driver"] == ["nvidia-open-580"]
     assert "NVIDIA's CUDA repository" in text(blackwell)

@@ -117,3 +117,18 @@ def test_verify_filters_match_the_package() -> None:
     plan = {"container": True, "gpus": [], "stack": {}}
     assert filters["aiws_verify_todo"](plan, {}, "0", {}) == checks.plan_probes(plan, {}, "0", {})
     assert filters["aiws_verify_judge"]({"host": "h", "plan": plan})["summary"]["fail"] == 0
+
+
+def test_pending_mok_enrollment_and_reboot_show_in_the_fleet_table() -> None:
+    plan = {"gpus": [{"name": "NVIDIA GeForce RTX 4090", "pci_id": "10de:2684", "arch": "ada", "compute_capability": "8.9"}],
+            "stack": {"driver_branch": 580, "driver_flavor": "open", "cuda_version": "12.4", "cudnn_version": "9.10"}}
+    facts = {"aiws_nvidia_driver": {"schema": 2, "boot_id": "b1", "mok": {"state": "pending", "certificate": "/c"},
+                                    "reboot": {"needed": True, "action": "ask", "reasons": ["MOK enrollment pending"]}}}
+    result = checks.judge({"host": "ws04", "plan": plan, "facts": facts, "pci_gpus": "1",
+                           "boot_id": {"content": "YjEK", "encoding": "base64"},  # b1
+                           "smi_table": {"rc": 9, "stdout": "", "stderr": "NVIDIA-SMI has failed"}})
+    fleet = report.fleet_report(["ws04"], {"ws04": result}, {}, GEN)
+    md = report.render(fleet, "markdown")
+    assert "| ws04 | NVIDIA GeForce RTX 4090 (ada) | 580 (planned; MOK enrollment pending; reboot pending) | open |" in md
+    assert "no reboot or MOK enrollment pending for the driver: MOK enrollment and reboot" in md
+    assert "MokManager" in report.render(fleet, "html")

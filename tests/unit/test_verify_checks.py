@@ -58,7 +58,12 @@ def plan(*, container: bool = False, gpus: int = 1, branch: int = 535, flavor: s
     }
 
 
+DRIVER_FACT = {"schema": 2, "branch": 535, "flavor": "proprietary", "boot_id": None,
+               "mok": {"state": "not-needed", "certificate": None},
+               "reboot": {"needed": False, "state": "current", "action": "none",
+                          "reasons": ["the loaded nvidia module 535.288.01 is the one installed for kernel 6.1.0-28-amd64"]}}
 FACTS_ALL = {
+    "aiws_nvidia_driver": DRIVER_FACT,
     "aiws_cuda_toolkit": {"version": "12.2", "home": "/usr/local/cuda-12.2"},
     "aiws_cudnn": {"version": "9.10.2"},
     "aiws_anaconda": {"prefix": "/opt/anaconda3", "group": "anaconda", "users": ["alice"]},
@@ -108,7 +113,8 @@ def test_healthy_gpu_host_passes_every_check() -> None:
     assert statuses == {name: "pass" for name in statuses}, statuses
     assert set(statuses) == set(checks.CHECK_TITLES) - {"pytorch_gpus"}
     assert result["status"] == "pass"
-    assert result["summary"] == {"pass": 12, "fail": 0, "skip": 0}
+    assert result["summary"] == {"pass": 13, "fail": 0, "skip": 0}
+    assert result["driver"]["pending"] == []
     assert result["driver"]["observed"] == "535.288.01"
     assert all(c["hint"] is None for c in result["checks"])
 
@@ -325,3 +331,43 @@ def test_mnist_missing_build_system_is_a_skip_with_its_reason() -> None:
     result = by_name(checks.judge(good_gpu_probe(mnist=ran(why + "\n### skip rc=0\n"))))
     assert result["cudnn_mnist"]["status"] == "skip"
     assert result["cudnn_mnist"]["hint"].startswith("/usr/src/cudnn_samples_v9 builds with CMake 3.27")
+
+
+BOOT = "3f2b0c1e-8d6a-4a51-9f0e-6b1d2c3a4e5f"
+
+
+def pending_probe(**fact: Any) -> dict[str, Any]:
+    driver = {**DRIVER_FACT, "boot_id": BOOT, **fact}
+    return good_gpu_probe(facts={**FACTS_ALL, "aiws_nvidia_driver": driver}, boot_id=slurped(BOOT + "\n"))
+
+
+def test_mok_enrollment_pending_fails_with_the_steps_at_the_console() -> None:
+    result = checks.judge(pending_probe(
+        mok={"state": "pending", "certificate": "/var/lib/dkms/mok.pub"},
+        reboot={"needed": True, "state": "current", "action": "ask",
+                "reasons": ["MOK enrollment pending: confirm it in MokManager at the console during the next boot"]}))
+    check = by_name(result)["driver_pending"]
+    assert check["status"] == "fail"
+    assert check["observed"].startswith("MOK enrollment")
+    assert "MokManager" in check["hint"] and "/var/lib/dkms/mok.pub" in check["hint"]
+    assert result["driver"]["pending"] == ["MOK enrollment", "reboot"]
+    assert result["status"] == "fail"
+
+
+def test_reboot_pending_fails_until_the_host_boots_again() -> None:
+    reboot = {"needed": True, "state": "reboot", "action": "ask",
+              "reasons": ["the nvidia module installed for kernel 6.8.0-62-generic is 580.95.05, the loaded one is 580.65.06"]}
+    check = by_name(checks.judge(pending_probe(reboot=reboot)))["driver_pending"]
+    assert check["status"] == "fail" and "580.65.06" in check["observed"] and "reboot" in check["hint"]
+    rebooted = pending_probe(reboot=reboot)
+    rebooted["boot_id"] = slurped("another-boot\n")
+    check = by_name(checks.judge(rebooted))["driver_pending"]
+    assert check["status"] == "pass" and "booted since" in check["observed"]
+
+
+def test_container_records_no_pending_reboot_and_a_host_without_the_driver_stage_skips() -> None:
+    probe = {"host": "c", "plan": plan(container=True), "pci_gpus": "0",
+             "facts": {"aiws_nvidia_driver": {**DRIVER_FACT, "reboot": {"needed": True, "state": "reboot", "action": "container"}}}}
+    assert by_name(checks.judge(probe))["driver_pending"]["status"] == "pass"
+    probe["facts"] = {}
+    assert "--tags driver" in by_name(checks.judge(probe))["driver_pending"]["hint"]

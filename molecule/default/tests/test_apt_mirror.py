@@ -217,6 +217,28 @@ def test_cycle_4_auto_keeps_the_current_sources_when_none_answers() -> None:
     assert recap(run)["changed"] == 0
 
 
+def test_cycle_4b_official_profile_adds_the_components_debians_driver_needs(original: bytes) -> None:
+    """Profile official keeps the system's own archive, but Debian's driver (the plan for Pascal with CUDA 12.2)
+    lives in non-free and contrib: the system's own entries are written with them added, backed up first."""
+    snapshots = set(subprocess.run(["podman", "exec", CYCLE_HOST, "ls", "-1", f"{BACKUPS}/snapshots"],
+                                   capture_output=True, text=True).stdout.split())
+    run = converge("-e", "aiws_mirror_profile=official", "-e", "aiws_cuda_version=12.2")
+    assert run.returncode == 0, run.stdout[-3000:]
+    own = [line.split() for line in original.decode().splitlines() if line.startswith("deb ")]
+    sources = (read(SOURCES) or b"").decode()
+    assert f"URIs: {own[0][1].rstrip('/')}\n" in sources, "the system's own archive, not a mirror"
+    assert "Components: main contrib non-free non-free-firmware\n" in sources
+    assert "contrib non-free non-free-firmware added: the planned driver packages come from them" in sources
+    after = set(subprocess.run(["podman", "exec", CYCLE_HOST, "ls", "-1", f"{BACKUPS}/snapshots"],
+                               capture_output=True, text=True).stdout.split())
+    assert len(after - snapshots) == 1, "the switch is backed up like any other"
+    policy = subprocess.run(["podman", "exec", CYCLE_HOST, "apt-cache", "policy", "nvidia-kernel-dkms"],
+                            capture_output=True, text=True).stdout
+    assert re.search(r"535\.\S+ 500\n\s+500 \S+ bookworm/non-free amd64", policy), policy  # Debian's driver is visible
+    again = converge("-e", "aiws_mirror_profile=official", "-e", "aiws_cuda_version=12.2")
+    assert recap(again)["changed"] == 0
+
+
 def test_cycle_5_back_to_the_converged_mirror() -> None:
     """Leaves the host as the converge did (the re-run with changed=0 is molecule's idempotence step)."""
     run = converge()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -33,11 +34,14 @@ def test_keyring_holds_exactly_the_pinned_key(host) -> None:
     assert f":{fact['key_fingerprint']}:" in listing
 
 
-def test_pin_file_prefers_nvidia_cuda(host) -> None:
+def test_pin_file_prefers_only_the_toolkit_and_cudnn_from_nvidia(host) -> None:
     pin = host.file("/etc/apt/preferences.d/cuda-repository-pin-600").content_string
-    assert "Pin: release l=NVIDIA CUDA\nPin-Priority: 600" in pin
-    policy = host.check_output("apt-cache policy cuda-toolkit-12-4")
-    assert "600 http://127.0.0.1" in policy
+    assert "Pin: release o=NVIDIA,l=NVIDIA CUDA\nPin-Priority: 600" in pin
+    assert pin.rstrip().endswith("Package: *\nPin: release o=NVIDIA,l=NVIDIA CUDA\nPin-Priority: 100")
+    assert re.search(r"12\.4\.1-1 600\n\s+100 http://127\.0\.0\.1", host.check_output("apt-cache policy cuda-toolkit-12-4"))
+    assert " 600\n" in host.check_output("apt-cache policy libcudnn9-cuda-12")
+    # NVIDIA's driver packages of another branch stay at 100 (the plan's 580 is raised by the driver's branch pin).
+    assert re.search(r"590\.44\.01-1 100\n", host.check_output("apt-cache policy nvidia-alternative"))
 
 
 @pytest.mark.parametrize("version", [CUDA, EXTRA])
@@ -46,7 +50,8 @@ def test_toolkits_installed_side_by_side(host, version: str) -> None:
     assert host.file(f"/usr/local/cuda-{version}/bin/nvcc").is_executable
 
 
-@pytest.mark.parametrize("meta", ["cuda", "cuda-12-4", "cuda-runtime-12-4", "cuda-drivers", "nvidia-open"])
+# (nvidia-open itself is the Ada host's driver now: the driver stage installs it through nvidia-open-580.)
+@pytest.mark.parametrize("meta", ["cuda", "cuda-12-4", "cuda-runtime-12-4", "cuda-drivers"])
 def test_no_driver_dragging_meta_is_installed(host, meta: str) -> None:
     assert not host.package(meta).is_installed
 

@@ -1,45 +1,107 @@
-"""The driver stage in a container: its decisions match the GPU brain, its host-side settings are in place.
+"""The driver stage on Debian 12 containers: NVIDIA's repository path runs for real against the fixture.
 
-A container has no kernel of its own, so installing the module, holding its packages and rebooting
-are tagged molecule-notest; everything else the stage does is checked here.
+The plan (CUDA 12.4 needs driver 550+, more than Debian 12's 535) takes branch 580 from NVIDIA's
+repository: nvidia-open-580 on the Ada host, cuda-drivers-580 on the Pascal host. The fixture carries
+NVIDIA's package names in 580 and 590, with NVIDIA's loose ">=" dependencies, so the pins and the
+pinning package decide what lands. A container has no kernel of its own: the reboot decision is
+recorded (state "container") and nothing reboots. The cycle tests at the end re-run the stage on the
+Pascal host (MOK mode and the migration from dpkg holds, then a plan that refuses NVIDIA's driver)
+and leave it as the converge did.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "plugins" / "filter"))
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from nvidia_gpus import nvidia_gpus  # noqa: E402
 from nvidia_stack import nvidia_stack  # noqa: E402
 
 DECLARED = {"aiws-ada": ["10de:2684"], "aiws-pascal": ["10de:1b80"]}
+META = {"aiws-ada": "nvidia-open-580", "aiws-pascal": "cuda-drivers-580"}
+SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
+CYCLE_HOST = f"aiws-pascal{SUFFIX}"
+FACT = "/etc/ansible/facts.d/aiws_nvidia_driver.fact"
+PIN = "/etc/apt/preferences.d/aiws-nvidia-driver"
+
+
+def kind(host) -> str:
+    return host.check_output("hostname").strip()
 
 
 @pytest.fixture()
 def expected(host) -> dict:
-    name = host.check_output("hostname").strip()
-    return nvidia_stack(nvidia_gpus(DECLARED[name]), cuda="12.4", distro="debian12")
+    return nvidia_stack(nvidia_gpus(DECLARED[kind(host)]), cuda="12.4", distro="debian12")
 
 
 def fact(host) -> dict:
-    return json.loads(host.file("/etc/ansible/facts.d/aiws_nvidia_driver.fact").content_string)
+    return json.loads(host.file(FACT).content_string)
+
+
+# --- the converged state (both hosts) -----------------------------------------------------------
 
 
 def test_driver_decision_matches_the_gpu_brain(host, expected: dict) -> None:
     recorded = fact(host)
-    assert recorded["branch"] == expected["driver_branch"]
-    assert recorded["flavor"] == expected["driver_flavor"]
-    assert recorded["source"] == expected["driver_repo"]
-    assert recorded["packages"] == expected["packages"]["driver"]
+    assert expected["driver_repo"] == "cuda"
+    assert recorded["branch"] == expected["driver_branch"] == 580
+    assert recorded["flavor"] == expected["driver_flavor"] == {"aiws-ada": "open", "aiws-pascal": "proprietary"}[kind(host)]
+    assert recorded["source"] == "cuda"
+    assert recorded["packages"] == expected["packages"]["driver"] == [META[kind(host)]]
+    assert recorded["method"] == "apt" and recorded["ubuntu_drivers"] is None
+    assert recorded["pinning_package"] == "nvidia-driver-pinning-580"
+
+
+def test_pinning_package_went_in_before_the_branch_metapackage(host) -> None:
+    """NVIDIA's guide, "Version locking": install nvidia-driver-pinning-<branch> before the driver."""
+    log = host.file("/var/log/dpkg.log").content_string
+    installs = [m.group(1) for m in re.finditer(r" install (\S+?):\S+ <none> ", log)]
+    meta = META[kind(host)]
+    assert "nvidia-driver-pinning-580" in installs and meta in installs
+    assert installs.index("nvidia-driver-pinning-580") < installs.index(meta)
+    assert host.file("/etc/apt/preferences.d/nvidia-driver-pinning-580").exists
+
+
+def test_every_driver_component_is_from_branch_580_not_590(host) -> None:
+    listing = host.check_output(r"dpkg-query -W -f='${Package} ${Version}\n' 'nvidia-*' libcuda1 libxnvctrl0 "
+                                r"firmware-nvidia-gsp libnvidia-ml1 'cuda-drivers*' 2>/dev/null || true")
+    versions = dict(line.split() for line in listing.splitlines() if line.strip())
+    assert versions["libcuda1"] == "580.65.06-1"
+    assert versions["firmware-nvidia-gsp"] == "580.65.06-1"
+    assert versions[META[kind(host)]] == "580.65.06-1"
+    assert {v for v in versions.values()} == {"580.65.06-1"}, versions
+    assert fact(host)["version"] == "580.65.06"
 
 
 def test_flavour_follows_the_architecture(host) -> None:
-    name = host.check_output("hostname").strip()
-    assert fact(host)["flavor"] == {"aiws-ada": "open", "aiws-pascal": "proprietary"}[name]
+    module = {"aiws-ada": "nvidia-kernel-open-dkms", "aiws-pascal": "nvidia-kernel-dkms"}[kind(host)]
+    other = {"aiws-ada": "nvidia-kernel-dkms", "aiws-pascal": "nvidia-kernel-open-dkms"}[kind(host)]
+    assert host.package(module).is_installed
+    assert not host.package(other).is_installed
+
+
+def test_branch_pin_keeps_580_and_leaves_nvidias_other_branches_out(host) -> None:
+    pin = host.file(PIN)
+    assert pin.user == "root" and pin.mode == 0o644
+    assert "Pin: version 580.*\nPin-Priority: 1001" in pin.content_string
+    assert "NVIDIA CUDA" not in pin.content_string, "the plan's own source (NVIDIA's repository) is not demoted"
+    policy = host.check_output("apt-cache policy libcuda1")
+    assert re.search(r"580\.65\.06-1 1001", policy) and re.search(r"590\.44\.01-1 100\b", policy)
+    assert "Candidate: 580.65.06-1" in policy
+    assert fact(host)["pin"] == {"file": PIN, "version": "580.*", "priority": 1001}
+
+
+def test_no_package_is_held(host) -> None:
+    assert host.check_output("dpkg --get-selections | awk '$2 == \"hold\"'") == ""
 
 
 def test_nouveau_is_blacklisted(host) -> None:
@@ -49,17 +111,144 @@ def test_nouveau_is_blacklisted(host) -> None:
     assert "options nouveau modeset=0" in conf.content_string
 
 
-def test_nvidia_repository_serves_the_driver_when_the_plan_takes_it_from_there(host, expected: dict) -> None:
-    # CUDA 12.4 needs driver 550+, more than Debian 12's 535: the plan takes 580 from NVIDIA's repository,
-    # so its driver packages must not be demoted by the pin file.
-    assert expected["driver_repo"] == "cuda"
-    pin = host.file("/etc/apt/preferences.d/cuda-repository-pin-600").content_string
-    assert "Pin-Priority: 100" not in pin
-    candidate = host.check_output("apt-cache policy cuda-drivers-580 | awk '/Candidate/ {print $2}'")
-    assert candidate.startswith("580.")
+def test_reboot_decision_is_recorded_for_a_container(host) -> None:
+    recorded = fact(host)
+    assert recorded["reboot"]["state"] == "container"
+    assert recorded["reboot"]["needed"] is False and recorded["reboot"]["action"] == "none"
+    assert recorded["reboot"]["reasons"][0].startswith("container: the host's kernel runs here")
+    assert recorded["kernel_boot"] is None and recorded["module_installed"] == "" and recorded["module_loaded"] == ""
+    assert recorded["boot_id"] is None
 
 
 def test_secure_boot_was_checked_and_found_off(host) -> None:
     recorded = fact(host)
     assert recorded["secure_boot"] is False
+    assert recorded["secure_boot_source"] == "efivars"  # no mokutil in the image
     assert recorded["dkms"] is True
+    assert recorded["mok"] == {"state": "not-needed", "certificate": None}
+
+
+# --- cycles on one host ---------------------------------------------------------------------------
+
+MOKUTIL = """#!/bin/sh
+# aiws test stand-in for mokutil 0.6.0: records every call; Secure Boot on; the key pending once imported.
+d=/var/lib/aiws-test
+echo "$*" >> $d/mokutil.calls
+case "$1" in
+  --sb-state) echo "SecureBoot enabled" ;;
+  --test-key)
+    if [ -f $d/mok-pending ]; then echo "$2 is already in the enrollment request"; exit 1; fi
+    echo "$2 is not enrolled" ;;
+  --import)
+    read -r a; read -r b; printf '%s\\n%s\\n' "$a" "$b" > $d/mokutil.stdin
+    [ "$a" = "$b" ] || { echo "password doesn't match" >&2; exit 1; }
+    touch $d/mok-pending ;;
+  *) exit 1 ;;
+esac
+"""
+PASSWORD = "aiws-test-Mok-9"
+
+
+def podman(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", "exec", "-i", CYCLE_HOST, *args], input=stdin, capture_output=True, text=True)
+
+
+def play(*extra: str, tags: str = "driver") -> subprocess.CompletedProcess[str]:
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    cmd = ["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inventory), "--tags", tags, "--limit", CYCLE_HOST, *extra]
+    started = time.monotonic()
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    print(f"{' '.join(cmd[4:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
+    return run
+
+
+def recap(run: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    m = re.search(rf"^{re.escape(CYCLE_HOST)}\s*:\s*(.*)$", run.stdout, re.M)
+    assert m, run.stdout[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+
+def read_fact() -> dict:
+    return json.loads(podman("cat", FACT).stdout)
+
+
+MOK_VARS = ["-e", json.dumps({"nvidia_driver_secure_boot_mok": True, "nvidia_driver_mok_password": PASSWORD,
+                              "nvidia_driver_mokutil": "/var/lib/aiws-test/mokutil"})]
+
+
+@pytest.fixture(scope="module")
+def mok_run() -> subprocess.CompletedProcess[str]:
+    """A host the old role provisioned (dpkg holds, its fact), Secure Boot on, MOK mode chosen."""
+    podman("mkdir", "-p", "/var/lib/aiws-test", "/var/lib/dkms")
+    podman("sh", "-c", "cat > /var/lib/aiws-test/mokutil && chmod 755 /var/lib/aiws-test/mokutil", stdin=MOKUTIL)
+    # DKMS would have made its signing certificate when it built the module (Debian 12: /var/lib/dkms/mok.pub).
+    podman("sh", "-c", "head -c 700 /dev/urandom > /var/lib/dkms/mok.pub")
+    podman("apt-mark", "hold", "cuda-drivers-580", "nvidia-kernel-dkms", "libcuda1")
+    old = {"branch": 580, "flavor": "proprietary", "source": "cuda", "packages": ["cuda-drivers-580"],
+           "held": ["cuda-drivers-580", "nvidia-kernel-dkms"], "secure_boot": False, "dkms": True}
+    podman("sh", "-c", f"cat > {FACT}", stdin=json.dumps(old))
+    return play(*MOK_VARS, tags="driver,verify")
+
+
+def test_cycle_1_mok_mode_imports_the_dkms_key_with_the_password_on_stdin(mok_run) -> None:
+    assert mok_run.returncode == 0, mok_run.stdout[-4000:]
+    calls = podman("cat", "/var/lib/aiws-test/mokutil.calls").stdout.splitlines()
+    assert "--import /var/lib/dkms/mok.pub" in calls
+    assert calls.index("--test-key /var/lib/dkms/mok.pub") < calls.index("--import /var/lib/dkms/mok.pub")
+    assert podman("cat", "/var/lib/aiws-test/mokutil.stdin").stdout == f"{PASSWORD}\n{PASSWORD}\n"
+    assert PASSWORD not in mok_run.stdout + mok_run.stderr, "the MOK password must never be logged"
+    recorded = read_fact()
+    assert recorded["secure_boot"] is True and recorded["secure_boot_source"] == "mokutil"
+    assert recorded["mok"] == {"state": "pending", "certificate": "/var/lib/dkms/mok.pub"}
+    assert recorded["reboot"]["needed"] is True and recorded["reboot"]["action"] == "container"
+    assert recorded["boot_id"]
+
+
+def test_cycle_1_holds_of_the_old_role_are_released_others_stay(mok_run) -> None:
+    held = podman("apt-mark", "showhold").stdout.split()
+    assert held == ["libcuda1"], "only what the old role recorded (and the branch's own holds) is released"
+    assert "libcuda1 held with dpkg (not by aiws)" not in mok_run.stdout  # libcuda1 is no kernel-module package
+    podman("apt-mark", "unhold", "libcuda1")
+
+
+def test_cycle_1_verification_shows_the_pending_enrollment(mok_run) -> None:
+    result = json.loads(podman("cat", "/var/lib/aiws/verify.json").stdout)
+    check = next(c for c in result["checks"] if c["check"] == "driver_pending")
+    assert check["status"] == "fail" and check["observed"].startswith("MOK enrollment")
+    assert "MokManager" in check["hint"]
+    assert result["driver"]["pending"] == ["MOK enrollment"]
+
+
+def test_cycle_2_mok_mode_again_changes_nothing(mok_run) -> None:
+    again = play(*MOK_VARS)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap(again)["changed"] == 0
+    calls = podman("cat", "/var/lib/aiws-test/mokutil.calls").stdout.splitlines()
+    assert calls.count("--import /var/lib/dkms/mok.pub") == 1, "a pending key is not imported twice"
+
+
+def test_cycle_3_a_plan_for_debians_driver_refuses_nvidias_installed_one(mok_run) -> None:
+    before = podman("dpkg-query", "-W", "-f=${Package} ${Version}\n").stdout
+    pin_before = podman("cat", PIN).stdout
+    run = play("-e", "aiws_cuda_version=12.2")  # Pascal + CUDA 12.2: Debian's own 535 from non-free
+    assert run.returncode != 0
+    out = " ".join((run.stdout + run.stderr).split())
+    assert "already has an NVIDIA driver this plan did not install" in out
+    assert "cuda-drivers-580 580.65.06-1 (NVIDIA's repository package name)" in out
+    assert "nvidia-driver-pinning-580 580.65.06-1 (NVIDIA's repository package name)" in out
+    assert "libcuda1 580.65.06-1 (installed from NVIDIA's CUDA repository)" in out
+    assert "sudo apt purge" in out and "Nothing was changed" in out
+    assert podman("dpkg-query", "-W", "-f=${Package} ${Version}\n").stdout == before
+    assert podman("cat", PIN).stdout == pin_before
+
+
+def test_cycle_4_back_to_the_converged_state(mok_run) -> None:
+    """Secure Boot off again (no mokutil, no EFI variable): the fact and verify.json as the converge left them."""
+    podman("rm", "-rf", "/var/lib/aiws-test", "/var/lib/dkms/mok.pub")
+    run = play(tags="driver,verify")
+    assert run.returncode == 0, run.stdout[-3000:]
+    recorded = read_fact()
+    assert recorded["secure_boot"] is False and recorded["mok"]["state"] == "not-needed"
+    assert recorded["reboot"]["action"] == "none"

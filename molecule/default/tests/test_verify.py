@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 GPU_CHECKS = {"nvidia_smi", "driver_branch", "gpu_count", "driver_flavor", "driver_cuda", "cuda_run"}
-ALL_CHECKS = GPU_CHECKS | {"nvcc_version", "cuda_compile", "cudnn_mnist", "conda_info", "conda_channels", "pip_index"}
+ALL_CHECKS = GPU_CHECKS | {"driver_pending", "nvcc_version", "cuda_compile", "cudnn_mnist", "conda_info", "conda_channels",
+                          "pip_index"}
 DECLARED = {"aiws-ada": ("NVIDIA GeForce RTX 4090", "ada"), "aiws-pascal": ("NVIDIA GeForce GTX 1080", "pascal")}
 # check -> (fact file that enables it, tag named in the skip reason)
 STAGE_OF = {
+    "driver_pending": ("aiws_nvidia_driver", "driver"),
     "nvcc_version": ("aiws_cuda_toolkit", "cuda"),
     "cuda_compile": ("aiws_cuda_toolkit", "cuda"),
     "cudnn_mnist": ("aiws_cudnn", "cudnn"),

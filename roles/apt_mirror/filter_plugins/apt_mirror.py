@@ -74,14 +74,25 @@ def apt_mirror_sources(
     system_security: list[str] | None = None,
     http_bootstrap: bool = False,
     cache_proxy: str = "",
+    required_components: list[str] | None = None,
+    system_entries: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The sources to write (see the module docstring).
+
+    required_components: components the plan's packages come from (aiws_plan.stack.apt_components, e.g.
+    Debian's driver in contrib and non-free); always added. With a profile that names no Debian archive
+    (`official`) the system's own sources stay as they are unless they lack one of them: then the
+    system's own entries (system_entries, read from the original files) are written with the missing
+    components added, backed up like any other switch.
+    """
     if distro not in DISTROS:
         raise AptMirrorError(f"apt_mirror_sources: unsupported distro {distro!r}; known: {sorted(DISTROS)}")
     if security not in ("official", "mirror"):
         raise AptMirrorError(f"apt_mirror_sources: security must be official or mirror, got {security!r}")
     d = DISTROS[distro]
     apt = mirror.get("apt") or {}
-    comps = list(components) if components else list(d["components"])
+    required = [c for c in (required_components or []) if c]
+    comps = list(dict.fromkeys((list(components) if components else list(d["components"])) + required))
     types = ["deb", "deb-src"] if deb_src else ["deb"]
     notes: list[str] = []
     suites = [codename, f"{codename}-updates"] + ([f"{codename}-backports"] if backports else [])
@@ -101,7 +112,8 @@ def apt_mirror_sources(
     else:
         base = _base(apt.get("debian"))
         if not base:
-            return {"keep_system": True, **{k: d[k] for k in ("format", "path", "other", "keyring")}, "stanzas": [], "notes": []}
+            keep = {"keep_system": True, **{k: d[k] for k in ("format", "path", "other", "keyring")}, "stanzas": [], "notes": []}
+            return _system_with_components(keep, system_entries or [], codename, required)
         if security == "mirror":
             sec = [_base(apt.get("debian_security")) or base + "-security"]
         else:
@@ -145,6 +157,31 @@ def apt_mirror_probe_urls(render: dict[str, Any], mirror: dict[str, Any]) -> lis
         key = next((k for k, v in apt.items() if v and str(v).rstrip("/") == uri), "")
         out.append({"url": f"{uri}/dists/{stanza['suites'][0]}/InRelease", "key": f"apt.{key}" if key else "apt", "via": "apt"})
     return out
+
+
+def _system_with_components(
+    keep: dict[str, Any], entries: list[dict[str, Any]], codename: str, required: list[str]
+) -> dict[str, Any]:
+    """The system's own sources, or (when they lack a required component) the same entries with it added."""
+    own = [e for e in entries if any(s == codename or s.startswith(codename + "-") for s in e.get("suites", []))]
+    missing = [c for c in required if any(c not in e.get("components", []) for e in own)]
+    if not own or not missing:
+        return keep
+    stanzas: list[dict[str, Any]] = []
+    for e in own:
+        comps = list(dict.fromkeys(list(e.get("components", [])) + required))
+        role = "security" if all(s.endswith("-security") for s in e["suites"]) else "archive"
+        uri = _base(e["uri"]) or e["uri"]
+        same = next((st for st in stanzas if (st["role"], st["types"], st["uri"], st["components"])
+                     == (role, list(e["types"]), uri, comps)), None)
+        if same:
+            same["suites"] += [s for s in e["suites"] if s not in same["suites"]]
+        else:
+            stanzas.append({"role": role, "types": list(e["types"]), "uri": uri, "suites": list(e["suites"]),
+                            "components": comps})
+    note = (f"the system's own sources, with {' '.join(missing)} added: the planned driver packages come from "
+            "them (profile official keeps the system's archive)")
+    return {**keep, "keep_system": False, "stanzas": stanzas, "notes": [note]}
 
 
 _ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*?)\s*$")
