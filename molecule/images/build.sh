@@ -84,9 +84,44 @@ elif [ "$family" = ubuntu ]; then
 else
   key=$( { cat "$0"; echo "$distro $suite $mirror"; } | sha256sum | cut -c1-16)
 fi
+case "$distro" in
+  *-hwe)
+    # The HWE variant is the GA image with its kernel swapped, as an admin does with
+    # `apt install linux-generic-hwe-XX.04` (cheaper than a second debootstrap).
+    base=$("$0" "${distro%-hwe}" "${2:-}" | tail -n1)
+    key=$( { echo "$key"; podman image inspect --format '{{.Id}}' "$base"; } | sha256sum | cut -c1-16)
+    ;;
+esac
 image="localhost/aiws-$distro:$key"
 if podman image exists "$image"; then
   echo "build.sh: $image is up to date" >&2
+  echo "$image"
+  exit 0
+fi
+
+if [ -n "${base:-}" ]; then
+  start=$(date +%s)
+  name="aiws-image-build-$key"
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  list=$(mktemp /var/tmp/aiws-sources.XXXXXX)
+  trap 'rm -f "$list"; podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
+  echo "deb $mirror $suite main restricted" > "$list"
+  ga=$(podman run --rm "$base" dpkg-query -W -f '${Package}\n' 'linux-image-[0-9]*' 'linux-modules-[0-9]*' 'linux-headers-[0-9]*' \
+       'linux-modules-extra-[0-9]*' 'linux-generic' 'linux-image-generic' 'linux-headers-generic' 2>/dev/null | tr '\n' ' ')
+  echo "build.sh: $distro: $base with $kernel instead of $ga" >&2
+  apt_opts="-o Dir::Etc::SourceList=/tmp/aiws.list -o Dir::Etc::SourceParts=/dev/null -o Acquire::Languages=none"
+  podman run --name "$name" --network host -v "$list:/tmp/aiws.list:ro" -e DEBIAN_FRONTEND=noninteractive "$base" sh -ec "
+    apt-get $apt_opts update -qq
+    apt-get $apt_opts install -y -qq --no-install-recommends $kernel >/dev/null
+    apt-get $apt_opts purge -y -qq $ga >/dev/null
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/run/reboot-required* /run/reboot-required*
+    mkdir -p /var/lib/apt/lists/partial
+    rm -f /lib/modules/\$(uname -r)
+  " >&2 || die "could not put $kernel into $base"
+  podman commit -q --change "LABEL aiws.build-key=$key" --change "LABEL aiws.distro=$distro" \
+    --change "LABEL aiws.kernel=$kernel" "$name" "$image" >/dev/null
+  podman tag "$image" "localhost/aiws-$distro:latest"
+  echo "build.sh: built $image in $(( $(date +%s) - start ))s" >&2
   echo "$image"
   exit 0
 fi

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
-# The plan picks 9.10 for the Pascal card (its last cuDNN); the Ada host pins 9.14 in its group_vars.
-EXPECTED = {"aiws-ada": "9.14", "aiws-pascal": "9.10"}
+from machines import machine
 
 
+# The plan picks 9.10 for the Pascal cards (their last cuDNN); the Ada hosts pin 9.14 in their group_vars.
 @pytest.fixture()
 def minor(host) -> str:
-    return EXPECTED[host.check_output("hostname").strip()]
+    return machine(host).cudnn
 
 
 @pytest.mark.parametrize("name", ["cudnn9-cuda-12", "libcudnn9-cuda-12", "libcudnn9-dev-cuda-12", "libcudnn9-headers-cuda-12", "libcudnn9-samples"])

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from machines import MACHINES
 
 GPU_CHECKS = {"nvidia_smi", "driver_branch", "gpu_count", "driver_flavor", "driver_cuda", "cuda_run"}
 ALL_CHECKS = GPU_CHECKS | {"nvcc_version", "cuda_compile", "cudnn_mnist", "conda_info", "conda_channels", "pip_index"}
-DECLARED = {"aiws-ada": ("NVIDIA GeForce RTX 4090", "ada"), "aiws-pascal": ("NVIDIA GeForce GTX 1080", "pascal")}
+DECLARED = {name: (m.gpu_name, m.arch) for name, m in MACHINES.items()}
 # check -> (fact file that enables it, tag named in the skip reason)
 STAGE_OF = {
     "nvcc_version": ("aiws_cuda_toolkit", "cuda"),
@@ -55,7 +56,8 @@ def _result(host) -> dict[str, Any]:
 
 def _kind(host) -> str:
     name = host.backend.get_hostname()
-    return next(k for k in DECLARED if name.startswith(k))
+    suffix = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
+    return name.removesuffix(suffix)
 
 
 def _facts(host) -> set[str]:
@@ -99,8 +101,9 @@ def test_nvcc_check_reports_the_planned_cuda_when_the_toolkit_is_installed(host)
     if "aiws_cuda_toolkit" not in _facts(host):
         pytest.skip("the cuda stage is not part of this branch yet (no aiws_cuda_toolkit.fact)")
     (nvcc,) = [c for c in _result(host)["checks"] if c["check"] == "nvcc_version"]
+    cuda = MACHINES[_kind(host)].cuda
     assert nvcc["status"] == "pass"
-    assert nvcc["expected"] == "12.4" and nvcc["observed"].startswith("12.4 (V12.4.")
+    assert nvcc["expected"] == cuda and nvcc["observed"].startswith(f"{cuda} (V{cuda}.")
 
 
 def test_verification_left_no_scratch_directories(host) -> None:
