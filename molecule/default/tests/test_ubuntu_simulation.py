@@ -74,7 +74,8 @@ def machines() -> Iterator[dict[str, str]]:
         names[role] = name
     for role, name in names.items():
         codename = MACHINES[role][1]
-        podman("exec", name, "systemctl", "is-system-running", "--wait", check=False)
+        boot = podman("exec", name, "timeout", "300", "systemctl", "is-system-running", "--wait", check=False)
+        assert boot.stdout.strip() in ("running", "degraded"), f"{name} did not boot: {boot.stdout} {boot.stderr}"
         sh(name, f"""
             rm -f /etc/apt/sources.list.d/ubuntu.sources
             printf 'deb {ARCHIVE} %s main restricted universe multiverse\\n' {codename} {codename}-updates {codename}-security \
@@ -158,6 +159,6 @@ def test_prebuilt_modules_and_a_kernel_update_that_brings_the_next_abis(machines
     # The running kernel keeps its module until the machine boots the new one.
     assert sh(name, "modinfo -F vermagic nvidia").stdout.startswith(first)
     podman("restart", name)
-    podman("exec", name, "systemctl", "is-system-running", "--wait", check=False)
+    podman("exec", name, "timeout", "300", "systemctl", "is-system-running", "--wait", check=False)
     assert sh(name, "cat /run/aiws-sim/booted-kernel").stdout.strip() == "5.15.0-161-generic"
     assert sh(name, "modinfo -F vermagic nvidia").stdout.startswith("5.15.0-161-generic ")
