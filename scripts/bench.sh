@@ -14,5 +14,5 @@ esac
 "$top/scripts/bootstrap.sh" --test
 command -v ssh-keyscan >/dev/null 2>&1 || { echo "bench.sh: ssh-keyscan is missing: apt-get install openssh-client" >&2; exit 2; }
 # shellcheck source=scripts/fixtures-env.sh
-. "$top/scripts/fixtures-env.sh"
+AIWS_TEST_UBUNTU=0 . "$top/scripts/fixtures-env.sh"
 python3 scripts/bench.py "$@"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from machines import MACHINES
 
 PREFIX = "/opt/anaconda3"
 GROUP = "anaconda"
@@ -130,8 +131,7 @@ def test_shell_setup_files(ct) -> None:
 def rerun():
     """Run the anaconda and pymirrors stages again on every host, once, after alice's environment exists."""
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    names = ["aiws-ada-" + os.environ.get("AIWS_TEST_SUFFIX", "main"), "aiws-pascal-" + os.environ.get("AIWS_TEST_SUFFIX", "main")]
-    for name in names:
+    for name in [m.container for m in MACHINES.values()]:
         h = testinfra.get_host(f"podman://{name}")
         made = as_user(h, "alice", "conda env list | grep -q keep-a || conda create -y -n keep-a; "
                                    f"echo precious > {PREFIX}/envs/keep-a/notes.txt; "

@@ -22,7 +22,7 @@ MIRROR = f"http://127.0.0.1:{PORT}"
 CACHE_PORT = int(os.environ.get("AIWS_APT_CACHE_PORT", "8101"))
 # Container names carry a suffix, as in molecule.yml (aiws-pascal-${AIWS_TEST_SUFFIX:-main}).
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
-IMAGE = os.environ.get("AIWS_TEST_IMAGE") or f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
+IMAGE = os.environ.get("AIWS_TEST_IMAGE") or "localhost/aiws-debian12:latest"
 CACHE_HOST = f"aiws-acng{SUFFIX}"
 CLIENTS = [f"aiws-ws{i}{SUFFIX}" for i in range(1, 5)]
 PROXY_LOG = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test")) / f"apt-mirror/proxy-{PORT}.log"

@@ -1,7 +1,8 @@
-"""apt_mirror on the Debian 12 containers: switch to the loopback mirror, update, install, restore,
-fail safely, race mirrors. The converge switched both hosts to the custom profile (loopback mirror
-of tests/fixtures/fx_apt_mirror.py); the cycle tests at the end re-run `site.yml --tags mirrors`
-on one host with other settings and leave it switched again."""
+"""apt_mirror: switch to the loopback mirror, update, install, restore, fail safely, race mirrors.
+The converge switched every host to the custom profile: Debian 12 to the loopback mirror of
+tests/fixtures/fx_apt_mirror.py, Ubuntu to the simulated archive of tests/fixtures/fx_ubuntu_archive.py
+(22.04: one-line sources.list; 24.04: deb822 ubuntu.sources). The cycle tests at the end re-run
+`site.yml --tags mirrors` on one Debian host with other settings and leave it switched again."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import aiws_runs
 import pytest
+from machines import machine
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
@@ -23,19 +25,31 @@ DEAD = "http://127.0.0.1:8119"  # nothing listens there (the port range 8100-811
 # Container names carry a suffix, as in molecule.yml (aiws-pascal-${AIWS_TEST_SUFFIX:-main}).
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 CYCLE_HOST = f"aiws-pascal{SUFFIX}"
-IMAGE = os.environ.get("AIWS_TEST_IMAGE") or f"localhost/aiws-{os.environ.get('AIWS_TEST_DISTRO', 'debian12')}:latest"
+IMAGE = os.environ.get("AIWS_TEST_IMAGE") or "localhost/aiws-debian12:latest"
 CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
 SOURCES = "/etc/apt/sources.list.d/debian.sources"
 BACKUPS = "/var/backups/aiws/apt-mirror"
+UBUNTU_PORT = os.environ.get("AIWS_UBUNTU_ARCHIVE_PORT") or str(int(PORT) + 10)
+UBUNTU = f"http://127.0.0.1:{UBUNTU_PORT}/ubuntu"
+UBUNTU_IMAGES = {"ubuntu22.04": "AIWS_TEST_IMAGE_UBUNTU2204", "ubuntu24.04": "AIWS_TEST_IMAGE_UBUNTU2404"}
 
 
-def image_original() -> bytes:
-    """The distribution image's own /etc/apt/sources.list (what debootstrap wrote)."""
-    out = subprocess.run(
-        ["podman", "run", "--rm", "--network", "none", IMAGE, "cat", "/etc/apt/sources.list"],
-        check=True, capture_output=True,
-    )
+def image_original(path: str = "/etc/apt/sources.list", image: str = IMAGE) -> bytes:
+    """A file as the distribution image has it (what debootstrap or the image builder wrote)."""
+    out = subprocess.run(["podman", "run", "--rm", "--network", "none", image, "cat", path], check=True, capture_output=True)
     return out.stdout
+
+
+def debian(host) -> None:
+    if machine(host).family != "debian":
+        pytest.skip("Debian's sources; the Ubuntu tests are below")
+
+
+def ubuntu(host):
+    m = machine(host)
+    if m.family != "ubuntu":
+        pytest.skip("Ubuntu's sources")
+    return m
 
 
 def sha(data: bytes) -> str:
@@ -46,6 +60,7 @@ def sha(data: bytes) -> str:
 
 
 def test_debian_sources_point_at_the_loopback_mirror(host) -> None:
+    debian(host)
     text = host.file(SOURCES).content_string
     assert host.file(SOURCES).mode == 0o644
     assert text.startswith("#\n# Ansible managed")
@@ -61,6 +76,7 @@ def test_debian_sources_point_at_the_loopback_mirror(host) -> None:
 
 
 def test_one_line_sources_list_is_neutralised(host) -> None:
+    debian(host)
     text = host.file("/etc/apt/sources.list").content_string
     active = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert active == [], "sources.list still has active entries next to debian.sources"
@@ -68,6 +84,7 @@ def test_one_line_sources_list_is_neutralised(host) -> None:
 
 
 def test_original_is_backed_up_with_a_manifest(host) -> None:
+    debian(host)
     snaps = host.run(f"ls -1 {BACKUPS}/snapshots").stdout.split()
     assert snaps, "no backup folder"
     oldest = f"{BACKUPS}/snapshots/{sorted(snaps)[0]}"
@@ -84,6 +101,7 @@ def test_original_is_backed_up_with_a_manifest(host) -> None:
 
 
 def test_apt_update_and_install_go_through_the_mirror(host) -> None:
+    debian(host)
     update = host.run("apt-get update")
     assert update.rc == 0, update.stderr
     assert f"{MIRROR}/debian bookworm InRelease" in update.stdout
@@ -104,10 +122,68 @@ def test_dpkg_lock_wait_is_configured(host) -> None:
 
 
 def test_choice_is_recorded(host) -> None:
+    debian(host)
     fact = json.loads(host.file("/etc/ansible/facts.d/aiws_apt_mirror.fact").content_string)
     assert fact["profile"] == "custom"
     assert fact["archive"] == f"{MIRROR}/debian"
     assert fact["sources"] == SOURCES
+
+
+# --- Ubuntu: the official sources of the image replaced by the simulated archive -----------------
+
+
+def test_ubuntu_sources_point_at_the_loopback_archive_in_the_release_format(host) -> None:
+    m = ubuntu(host)
+    codename = {"ubuntu22.04": "jammy", "ubuntu24.04": "noble"}[m.distro]
+    if m.distro == "ubuntu22.04":
+        text = host.file("/etc/apt/sources.list").content_string
+        active = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        components = "main restricted universe multiverse"
+        assert active == [f"deb {UBUNTU}/ {s} {components}" for s in (codename, f"{codename}-updates", f"{codename}-backports",
+                                                                        f"{codename}-security")]
+        assert not host.file("/etc/apt/sources.list.d/ubuntu.sources").exists
+    else:
+        text = host.file("/etc/apt/sources.list.d/ubuntu.sources").content_string
+        stanzas = [s for s in text.split("\n\n") if "Types:" in s]
+        assert len(stanzas) == 2
+        assert f"URIs: {UBUNTU}\n" in stanzas[0] and f"Suites: {codename} {codename}-updates {codename}-backports\n" in stanzas[0]
+        assert f"URIs: {UBUNTU}\n" in stanzas[1] and f"Suites: {codename}-security\n" in stanzas[1]
+        assert all("Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg" in s for s in stanzas)
+        legacy = host.file("/etc/apt/sources.list").content_string
+        assert not [line for line in legacy.splitlines() if line.strip() and not line.startswith("#")]
+    assert "archive.ubuntu.com" not in host.run("apt-cache policy").stdout
+
+
+def test_ubuntu_original_sources_are_backed_up(host) -> None:
+    m = ubuntu(host)
+    image = os.environ.get(UBUNTU_IMAGES[m.distro]) or f"localhost/aiws-{m.distro}:latest"
+    oldest = sorted(host.run(f"ls -1 {BACKUPS}/snapshots").stdout.split())[0]
+    manifest = json.loads(host.file(f"{BACKUPS}/snapshots/{oldest}/manifest.json").content_string)
+    entries = {f["path"]: f for f in manifest["files"]}
+    official = "/etc/apt/sources.list" if m.distro == "ubuntu22.04" else "/etc/apt/sources.list.d/ubuntu.sources"
+    original = image_original(official, image)
+    assert b"http://archive.ubuntu.com/ubuntu/" in original
+    assert entries[official]["state"] == "present" and entries[official]["sha256"] == sha(original)
+
+
+def test_ubuntu_apt_trusts_the_archive_and_installs_through_it(host) -> None:
+    ubuntu(host)
+    update = host.run("apt-get update")
+    assert update.rc == 0, update.stderr
+    assert not re.search(r"^(W|E):", update.stderr, re.M), update.stderr
+    assert f"{UBUNTU}" in update.stdout
+    policy = host.run("apt-cache policy nvidia-utils-580").stdout
+    assert re.search(r"500 http://127\.0\.0\.1:\d+/ubuntu \w+-updates/restricted amd64 Packages", policy), policy
+    install = host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends hello")
+    assert install.rc == 0, install.stderr
+    assert host.package("hello").is_installed
+
+
+def test_ubuntu_choice_is_recorded(host) -> None:
+    ubuntu(host)
+    fact = json.loads(host.file("/etc/ansible/facts.d/aiws_apt_mirror.fact").content_string)
+    assert fact["profile"] == "custom"
+    assert fact["archive"] == UBUNTU
 
 
 # --- cycle tests on one host: restore, fault, auto, back to the mirror ---------------------------

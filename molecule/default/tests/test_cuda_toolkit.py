@@ -6,9 +6,7 @@ import json
 import re
 
 import pytest
-
-CUDA = "12.4"
-EXTRA = "12.6"
+from machines import machine
 
 
 def login(host, user: str, command: str):
@@ -16,7 +14,8 @@ def login(host, user: str, command: str):
 
 
 def test_repository_source_is_signed_by_the_pinned_keyring(host) -> None:
-    sources = host.run("grep -l 'nvidia/compute/cuda/repos/debian12/x86_64/' /etc/apt/sources.list.d/*")
+    repo = machine(host).distro.replace(".", "")
+    sources = host.run(f"grep -l 'nvidia/compute/cuda/repos/{repo}/x86_64/' /etc/apt/sources.list.d/*")
     assert sources.rc == 0
     path = sources.stdout.split()[0]
     text = host.file(path).content_string
@@ -38,16 +37,19 @@ def test_pin_file_prefers_only_the_toolkit_and_cudnn_from_nvidia(host) -> None:
     pin = host.file("/etc/apt/preferences.d/cuda-repository-pin-600").content_string
     assert "Pin: release o=NVIDIA,l=NVIDIA CUDA\nPin-Priority: 600" in pin
     assert pin.rstrip().endswith("Package: *\nPin: release o=NVIDIA,l=NVIDIA CUDA\nPin-Priority: 100")
-    assert re.search(r"12\.4\.1-1 600\n\s+100 http://127\.0\.0\.1", host.check_output("apt-cache policy cuda-toolkit-12-4"))
+    toolkit = f"cuda-toolkit-{machine(host).cuda.replace('.', '-')}"
+    assert re.search(r"\d+\.\d+\.\d+-1 600\n\s+100 http://127\.0\.0\.1", host.check_output(f"apt-cache policy {toolkit}"))
     assert " 600\n" in host.check_output("apt-cache policy libcudnn9-cuda-12")
-    # NVIDIA's driver packages of another branch stay at 100 (the plan's 580 is raised by the driver's branch pin).
-    assert re.search(r"590\.44\.01-1 100\n", host.check_output("apt-cache policy nvidia-alternative"))
+    if machine(host).family == "debian":
+        # NVIDIA's driver packages of another branch stay at 100 (the plan's 580 is raised by the driver's branch pin).
+        assert re.search(r"590\.44\.01-1 100\n", host.check_output("apt-cache policy nvidia-alternative"))
 
 
-@pytest.mark.parametrize("version", [CUDA, EXTRA])
-def test_toolkits_installed_side_by_side(host, version: str) -> None:
-    assert host.package(f"cuda-toolkit-{version.replace('.', '-')}").is_installed
-    assert host.file(f"/usr/local/cuda-{version}/bin/nvcc").is_executable
+def test_toolkits_installed_side_by_side(host) -> None:
+    m = machine(host)
+    for version in (m.cuda, *m.cuda_extra):
+        assert host.package(f"cuda-toolkit-{version.replace('.', '-')}").is_installed
+        assert host.file(f"/usr/local/cuda-{version}/bin/nvcc").is_executable
 
 
 # (nvidia-open itself is the Ada host's driver now: the driver stage installs it through nvidia-open-580.)
@@ -58,13 +60,14 @@ def test_no_driver_dragging_meta_is_installed(host, meta: str) -> None:
 
 def test_default_cuda_points_at_the_planned_toolkit(host) -> None:
     assert host.check_output("readlink /usr/local/cuda") == "/etc/alternatives/cuda"
-    assert host.check_output("readlink /etc/alternatives/cuda") == f"/usr/local/cuda-{CUDA}"
+    assert host.check_output("readlink /etc/alternatives/cuda") == f"/usr/local/cuda-{machine(host).cuda}"
 
 
 def test_nvcc_from_a_fresh_login_shell_of_an_ordinary_user(host) -> None:
     result = login(host, "labuser", "nvcc -V")
     assert result.rc == 0, result.stderr
-    assert f"release {CUDA}, V{CUDA}" in result.stdout
+    cuda = machine(host).cuda
+    assert f"release {cuda}, V{cuda}" in result.stdout
 
 
 def test_nvcc_compiles_a_kernel_to_an_object(host) -> None:
@@ -90,6 +93,7 @@ def test_cuda_libraries_are_on_the_loader_path(host) -> None:
 
 def test_fact_records_the_toolkit(host) -> None:
     fact = json.loads(host.file("/etc/ansible/facts.d/aiws_cuda_toolkit.fact").content_string)
-    assert fact["version"] == CUDA
-    assert fact["home"] == f"/usr/local/cuda-{CUDA}"
-    assert sorted(fact["versions"]) == [CUDA, EXTRA]
+    m = machine(host)
+    assert fact["version"] == m.cuda
+    assert fact["home"] == f"/usr/local/cuda-{m.cuda}"
+    assert sorted(fact["versions"]) == sorted([m.cuda, *m.cuda_extra])

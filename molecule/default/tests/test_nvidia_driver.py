@@ -1,12 +1,18 @@
-"""The driver stage on Debian 12 containers: NVIDIA's repository path runs for real against the fixture.
+"""The driver stage on every platform of the container scenario.
 
-The plan (CUDA 12.4 needs driver 550+, more than Debian 12's 535) takes branch 580 from NVIDIA's
-repository: nvidia-open-580 on the Ada host, cuda-drivers-580 on the Pascal host. The fixture carries
-NVIDIA's package names in 580 and 590, with NVIDIA's loose ">=" dependencies, so the pins and the
-pinning package decide what lands. A container has no kernel of its own: the reboot decision is
-recorded (state "container") and nothing reboots. The cycle tests at the end re-run the stage on the
-Pascal host (MOK mode and the migration from dpkg holds, then a plan that refuses NVIDIA's driver)
-and leave it as the converge did.
+Debian 12 (aiws-ada, aiws-pascal): the plan (CUDA 12.4 needs driver 550+, more than Debian 12's 535)
+takes branch 580 from NVIDIA's repository: nvidia-open-580 on the Ada host, cuda-drivers-580 on the
+Pascal host. The fixture carries NVIDIA's package names in 580 and 590, with NVIDIA's loose ">="
+dependencies, so the pins and the pinning package decide what lands.
+
+Ubuntu 22.04 and 24.04 (aiws-u22-*, aiws-u24-*): the driver really comes from (the simulated)
+ubuntu-drivers on the simulated archive (tests/fixtures/fx_ubuntu_archive.py), which logs every call
+to /var/log/aiws-sim/ubuntu-drivers.jsonl, with Canonical's prebuilt modules on GA kernels and DKMS
+on HWE kernels without them.
+
+A container has no kernel of its own: the reboot decision is recorded (state "container") and nothing
+reboots. The cycle tests at the end re-run the stage on the Debian Pascal host (MOK mode and the
+migration from dpkg holds, then a plan that refuses NVIDIA's driver) and leave it as the converge did.
 """
 
 from __future__ import annotations
@@ -20,37 +26,50 @@ import time
 from pathlib import Path
 
 import pytest
+from machines import machine
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from nvidia_gpus import nvidia_gpus  # noqa: E402
 from nvidia_stack import nvidia_stack  # noqa: E402
 
-DECLARED = {"aiws-ada": ["10de:2684"], "aiws-pascal": ["10de:1b80"]}
 META = {"aiws-ada": "nvidia-open-580", "aiws-pascal": "cuda-drivers-580"}
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 CYCLE_HOST = f"aiws-pascal{SUFFIX}"
 FACT = "/etc/ansible/facts.d/aiws_nvidia_driver.fact"
 PIN = "/etc/apt/preferences.d/aiws-nvidia-driver"
+UD_LOG = "/var/log/aiws-sim/ubuntu-drivers.jsonl"
 
 
 def kind(host) -> str:
-    return host.check_output("hostname").strip()
+    """The Debian host's name (aiws-ada, aiws-pascal); the Debian-only tests skip the Ubuntu machines."""
+    m = machine(host)
+    if m.family != "debian":
+        pytest.skip("Ubuntu takes the driver from the distribution through ubuntu-drivers (tests below)")
+    return m.hostname
 
 
 @pytest.fixture()
 def expected(host) -> dict:
-    return nvidia_stack(nvidia_gpus(DECLARED[kind(host)]), cuda="12.4", distro="debian12")
+    m = machine(host)
+    return nvidia_stack(nvidia_gpus([m.gpu]), cuda=m.cuda, distro=m.distro)
 
 
 def fact(host) -> dict:
     return json.loads(host.file(FACT).content_string)
 
 
-# --- the converged state (both hosts) -----------------------------------------------------------
+# --- the converged state (every machine) -----------------------------------------------------------
 
 
 def test_driver_decision_matches_the_gpu_brain(host, expected: dict) -> None:
+    recorded = fact(host)
+    assert recorded["branch"] == expected["driver_branch"]
+    assert recorded["flavor"] == expected["driver_flavor"] == {"ada": "open", "pascal": "proprietary"}[machine(host).arch]
+    assert recorded["source"] == expected["driver_repo"]
+
+
+def test_debian_takes_branch_580_from_nvidias_repository(host, expected: dict) -> None:
     recorded = fact(host)
     assert expected["driver_repo"] == "cuda"
     assert recorded["branch"] == expected["driver_branch"] == 580
@@ -100,7 +119,7 @@ def test_branch_pin_keeps_580_and_leaves_nvidias_other_branches_out(host) -> Non
     assert fact(host)["pin"] == {"file": PIN, "version": "580.*", "priority": 1001}
 
 
-def test_no_package_is_held(host) -> None:
+def test_no_package_is_held(host) -> None:  # every platform
     assert host.check_output("dpkg --get-selections | awk '$2 == \"hold\"'") == ""
 
 
@@ -112,20 +131,107 @@ def test_nouveau_is_blacklisted(host) -> None:
 
 
 def test_reboot_decision_is_recorded_for_a_container(host) -> None:
+    """A container never reboots; the decision is recorded. Debian's fixture driver builds no module, so
+    there is nothing to compare; on Ubuntu a module is installed for the booted kernel (prebuilt or built
+    by the simulated DKMS) and none is loaded, which on a real machine means a reboot."""
     recorded = fact(host)
-    assert recorded["reboot"]["state"] == "container"
-    assert recorded["reboot"]["needed"] is False and recorded["reboot"]["action"] == "none"
-    assert recorded["reboot"]["reasons"][0].startswith("container: the host's kernel runs here")
-    assert recorded["kernel_boot"] is None and recorded["module_installed"] == "" and recorded["module_loaded"] == ""
-    assert recorded["boot_id"] is None
+    assert recorded["reboot"]["action"] in ("none", "container")
+    assert recorded["module_loaded"] == ""
+    module = host.run("modinfo -F version nvidia 2>/dev/null").stdout.strip()
+    if machine(host).family == "debian":
+        assert module == ""
+        assert recorded["reboot"]["state"] == "container"
+        assert recorded["reboot"]["needed"] is False and recorded["reboot"]["action"] == "none"
+        assert recorded["reboot"]["reasons"][0].startswith("container: the host's kernel runs here")
+        assert recorded["kernel_boot"] is None and recorded["module_installed"] == ""
+        assert recorded["boot_id"] is None
+    else:
+        booted = host.file("/run/aiws-sim/booted-kernel").content_string.strip()
+        assert module and recorded["module_installed"] == module
+        assert recorded["kernel_boot"] == booted
+        assert recorded["reboot"]["state"] == "reboot" and recorded["reboot"]["needed"] is True
+        assert recorded["reboot"]["action"] == "container"
+        assert "no nvidia module is loaded" in " ".join(recorded["reboot"]["reasons"])
+        assert recorded["boot_id"]
 
 
 def test_secure_boot_was_checked_and_found_off(host) -> None:
     recorded = fact(host)
+    # Every machine boots with an EFI variable store whose SecureBoot variable is 0 (molecule.yml).
+    assert host.file("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c").exists
     assert recorded["secure_boot"] is False
-    assert recorded["secure_boot_source"] == "efivars"  # no mokutil in the image
+    # Debian's image has no mokutil: the EFI variable is read; Ubuntu's has (the simulated) mokutil.
+    assert recorded["secure_boot_source"] == ("mokutil" if host.exists("mokutil") else "efivars")
     assert recorded["dkms"] is True
     assert recorded["mok"] == {"state": "not-needed", "certificate": None}
+
+
+# --- Ubuntu: what the simulated archive and ubuntu-drivers did --------------------------------------
+
+
+def ubuntu_drivers_calls(host) -> list[dict]:
+    text = host.run(f"cat {UD_LOG} 2>/dev/null").stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def ubuntu(host):
+    m = machine(host)
+    if m.family != "ubuntu":
+        pytest.skip("Debian 12 has no ubuntu-drivers")
+    return m
+
+
+def test_ubuntu_drivers_was_asked_for_the_planned_flavour(host, expected: dict) -> None:
+    ubuntu(host)
+    calls = [c for c in ubuntu_drivers_calls(host) if c.get("command") == "install"]
+    assert calls, f"no `ubuntu-drivers install` in {UD_LOG}"
+    flavour = expected["ubuntu_drivers"]["args"][-1]
+    assert all(c["driver_string"] == flavour for c in calls), calls
+    # The machine's declared GPU is what the simulated ubuntu-drivers saw.
+    gpu = machine(host).gpu.split(":")[1].upper()
+    assert any(f"d0000{gpu}" in alias for alias in calls[0]["modaliases"])
+
+
+def test_ubuntu_drivers_exits_0_and_skips_dkms_without_include_dkms(host) -> None:
+    """The fixture keeps ubuntu-drivers' contract: exit 0 always; without --include-dkms it installs no
+    driver whose module DKMS would build, and says "All the available drivers are already installed."."""
+    m = ubuntu(host)
+    for call in ubuntu_drivers_calls(host):
+        if call.get("command") != "install":
+            continue
+        assert call["exit_code"] == 0, call
+        if not call["include_dkms"] and not m.prebuilt:
+            assert call["to_install"] == [] and call.get("installed", []) == [], call
+            assert call["output"][-1] == "All the available drivers are already installed.", call
+            assert call["skipped_dkms"][0]["modules"].startswith("nvidia-dkms-"), call
+
+
+def test_kernel_modules_come_from_where_the_kernel_has_them(host, expected: dict) -> None:
+    """GA kernel: Canonical's prebuilt linux-modules-nvidia-<flavour>-generic (no DKMS package);
+    HWE kernel without prebuilt modules: nvidia-dkms-<flavour>, when ubuntu-drivers got --include-dkms."""
+    m = ubuntu(host)
+    flavour = expected["ubuntu_drivers"]["args"][-1].removeprefix("nvidia:")
+    installed = [c for c in ubuntu_drivers_calls(host) if c.get("installed")]
+    if m.prebuilt:
+        assert host.package(f"linux-modules-nvidia-{flavour}-generic").is_installed
+        assert not host.package(f"nvidia-dkms-{flavour}").is_installed
+        booted = host.file("/run/aiws-sim/booted-kernel").content_string.strip()
+        assert host.package(f"linux-modules-nvidia-{flavour}-{booted}").is_installed
+        assert host.run("modinfo -F signer nvidia").stdout.strip() == "Canonical Ltd. Kernel Module Signing"
+    elif any(c["include_dkms"] for c in installed):
+        assert host.package(f"nvidia-dkms-{flavour}").is_installed
+        assert not host.run("dpkg -l 'linux-modules-nvidia-*' 2>/dev/null | grep -q '^ii'").succeeded
+
+
+def test_the_kernel_the_machine_boots_is_an_ubuntu_one(host) -> None:
+    m = ubuntu(host)
+    booted = host.file("/run/aiws-sim/booted-kernel").content_string.strip()
+    assert booted.endswith("-generic")
+    assert host.file(f"/boot/vmlinuz-{booted}").exists
+    assert host.package(m.kernel).is_installed
+    # modinfo and depmod look at the booted kernel's modules (the container shares the host's uname).
+    modules = host.check_output(f"readlink -f /lib/modules/{booted}")
+    assert host.check_output(f"readlink -f /lib/modules/$(uname -r)") == modules
 
 
 # --- cycles on one host ---------------------------------------------------------------------------
