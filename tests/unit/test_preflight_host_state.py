@@ -39,7 +39,9 @@ def inventory(tmp: Path, cache: dict | None = None, **host_vars) -> Path:
     if cache is not None:
         children["apt_cache"] = {"hosts": cache}
     inv = tmp / "inventory.yml"
-    inv.write_text(yaml.safe_dump({"all": {"children": children, "vars": {"anaconda_flavor": "miniforge"}}}))
+    # offline: the URL probes of preflight would stop every run here
+    inv.write_text(yaml.safe_dump({"all": {"children": children,
+                                           "vars": {"anaconda_flavor": "miniforge", "preflight_probe_urls": False}}}))
     return inv
 
 

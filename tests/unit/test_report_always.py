@@ -38,7 +38,8 @@ def inventory(tmp: Path, hosts: dict) -> Path:
         (tmp / name / "facts.d").mkdir(parents=True, exist_ok=True)
     inv = tmp / "inventory.yml"
     inv.write_text(yaml.safe_dump({"all": {"children": {"workstations": {"hosts": hosts}},
-                                           "vars": {"anaconda_flavor": "miniforge"}}}))
+                                           # offline: the URL probes of preflight would stop every run here
+                                           "vars": {"anaconda_flavor": "miniforge", "preflight_probe_urls": False}}}))
     return inv
 
 
@@ -58,12 +59,20 @@ def flat(text: str) -> str:
 
 DEAD = {"ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_connection": "ssh",
         "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
-BAD_STATE = "/proc/aiws-cannot-be-made"
+
+
+def bad_state(tmp: Path) -> str:
+    """A state folder preflight accepts (absolute, no system folder) that cannot be made: its parent
+    is a regular file, so the Verify stage fails creating it."""
+    blocker = tmp / "ws-bad" / "blocker"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where a folder is expected\n")
+    return str(blocker / "state")
 
 
 def test_the_report_play_names_the_stage_and_error_of_each_host_it_could_not_verify(tmp_path: Path) -> None:
     inv = inventory(tmp_path, {"ws-good": local(tmp_path, "ws-good"), "ws-dead": DEAD,
-                               "ws-bad": local(tmp_path, "ws-bad", verify_state_dir=BAD_STATE)})
+                               "ws-bad": local(tmp_path, "ws-bad", verify_state_dir=bad_state(tmp_path))})
     run = play(tmp_path, inv)
     assert run.returncode != 0, run.stdout[-3000:]
     hosts = report(tmp_path)
@@ -89,13 +98,13 @@ def test_a_run_that_ends_early_still_writes_the_report_and_fails(tmp_path: Path)
     hosts = report(tmp_path)
     assert set(hosts) == {"ws-dead", "ws-bad"}
     assert hosts["ws-dead"]["reason"].startswith("unreachable in stage Preflight (task "), hosts["ws-dead"]
-    assert hosts["ws-bad"]["reason"].startswith("failed in stage Preflight (task 'assert | Check the declared GPUs (aiws_gpus)'): ")
+    assert hosts["ws-bad"]["reason"].startswith("failed in stage Preflight (task 'assert | Check the GPUs, the versions and the mirror profile'): ")
     md = next((tmp_path / "reports").glob("*.md")).read_text()
     assert "ws-dead" in md and "aiws_gpus must list NVIDIA PCI IDs" in md
 
 
 def test_a_one_host_lab_that_fails_a_later_stage_gets_a_report(tmp_path: Path) -> None:
-    inv = inventory(tmp_path, {"ws-bad": local(tmp_path, "ws-bad", verify_state_dir=BAD_STATE)})
+    inv = inventory(tmp_path, {"ws-bad": local(tmp_path, "ws-bad", verify_state_dir=bad_state(tmp_path))})
     run = play(tmp_path, inv)
     assert run.returncode == 2, run.stdout[-3000:]
     assert "aiws_report: the run stopped after the play 'Verify | prove each workstation works'" in flat(run.stdout)
@@ -108,7 +117,7 @@ def test_a_one_host_lab_that_fails_in_preflight_gets_a_report(tmp_path: Path) ->
     run = play(tmp_path, inv)
     assert run.returncode == 2, run.stdout[-3000:]
     hosts = report(tmp_path)
-    assert hosts["ws-one"]["reason"].startswith("failed in stage Preflight (task 'assert | Check the declared GPUs (aiws_gpus)'): ")
+    assert hosts["ws-one"]["reason"].startswith("failed in stage Preflight (task 'assert | Check the GPUs, the versions and the mirror profile'): ")
     assert "aiws_gpus must list NVIDIA PCI IDs" in hosts["ws-one"]["reason"]
 
 
@@ -118,7 +127,7 @@ def test_an_unreachable_apt_cache_host_is_reported_with_the_workstations_it_stop
     (tmp_path / "ws-one/facts.d").mkdir(parents=True)
     inv.write_text(yaml.safe_dump({"all": {"children": {"workstations": {"hosts": {"ws-one": ws}},
                                                         "apt_cache": {"hosts": {"cache-dead": DEAD}}},
-                                           "vars": {"anaconda_flavor": "miniforge"}}}))
+                                           "vars": {"anaconda_flavor": "miniforge", "preflight_probe_urls": False}}}))
     run = play(tmp_path, inv)
     assert run.returncode != 0, run.stdout[-3000:]
     hosts = report(tmp_path)

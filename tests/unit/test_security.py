@@ -50,15 +50,49 @@ def test_secret_options_are_declared_no_log() -> None:
                     assert spec.get("no_log") is True, f"{spec_file}: {name} holds a secret: no_log: true"
 
 
+# Task keys whose expressions are evaluated but never printed with their values (an assert prints the
+# failed expression's text, not what it evaluated).
+CONDITIONS = ("when", "that", "changed_when", "failed_when", "until")
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return []
+
+
+def _variables(text: str) -> set[str]:
+    """The variables a templated string reads (string literals that merely name one do not count)."""
+    import jinja2
+    from jinja2 import nodes
+
+    if "{{" not in text and "{%" not in text:
+        return set()
+    return {n.name for n in jinja2.Environment().parse(text).find_all(nodes.Name)}
+
+
 def test_every_task_that_touches_a_secret_is_no_log() -> None:
+    """A task whose printed arguments or result could carry a secret's value is no_log; a message that
+    only names the variable (telling the admin what to set) may be shown."""
     names = secret_options() | {"nvidia_driver_mok_password"}
     offenders = []
     for path in TASK_FILES:
         for task in tasks_of(yaml.safe_load(path.read_text())):
-            body = {k: v for k, v in task.items() if k not in ("block", "rescue", "always", "name")}
-            if any(n in yaml.safe_dump(body) for n in names) and task.get("no_log") is not True:
+            body = {k: v for k, v in task.items() if k not in ("block", "rescue", "always", "name", *CONDITIONS)}
+            used = set().union(*(_variables(t) for t in _strings(body)))
+            if used & names and task.get("no_log") is not True:
                 offenders.append(f"{path.relative_to(ROOT)}: {task.get('name')}")
     assert not offenders, "tasks using a secret without no_log: true:\n" + "\n".join(offenders)
+
+
+def test_the_secret_check_sees_a_secret_inside_an_expression_but_not_its_name_in_prose() -> None:
+    assert _variables("{{ nvidia_driver_mok_password }}\n{{ x }}") == {"nvidia_driver_mok_password", "x"}
+    assert _variables("{{ 'set nvidia_driver_mok_password' if pending else '' }}") == {"pending"}
+    assert _variables("set nvidia_driver_mok_password in a vault") == set()
 
 
 def _modes(value: Any) -> list[int]:
