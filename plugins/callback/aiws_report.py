@@ -158,7 +158,13 @@ class CallbackModule(CallbackBase):
         group = set(self._variable_manager._inventory.get_groups_dict().get(str(names["report_group"]), []))
         custom = (stats.custom or {}).get("_run", {}).get("aiws_verify") or {}
         results = {**report.plain(custom), **self._results}
-        hosts = sorted(({h for h in self._seen if h in group} | set(self._failures) | set(results)))
+        # The report is of the report group's hosts (the workstations) and the fleet's apt cache host, whose
+        # failure stops them; the controller's own check of the inventory is neither, and an inventory
+        # without workstations gets no report.
+        fleet_hosts = group | set(self._variable_manager._inventory.get_groups_dict().get("apt_cache", []))
+        hosts = sorted(h for h in set(self._seen) | set(self._failures) | set(results) if h in fleet_hosts)
+        if not group or not hosts:
+            return
         last = self._play.get_name() if self._play else "?"
         stopped = (f"the run stopped after the play '{' '.join(last.split())}', where every host failed or was "
                    "unreachable (ansible-core ends a playbook then)")

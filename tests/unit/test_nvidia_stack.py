@@ -204,7 +204,8 @@ def test_forced_595_on_ada() -> None:
     assert result["packages"]["driver"] == ["nvidia-driver-595-open", "nvidia-utils-595"]
     # noble carries nvidia-graphics-drivers-595-server (libnvidia-extra-595-server); jammy's was not read
     server = plan([CURRENT["ada"]], driver_branch=595, server=True)
-    assert server["packages"]["driver"] == ["nvidia-driver-595-server", "nvidia-utils-595-server"]
+    # --gpgpu (aiws_driver_server): ubuntu-drivers installs the headless driver, no desktop stack
+    assert server["packages"]["driver"] == ["nvidia-headless-no-dkms-595-server", "nvidia-utils-595-server"]
     assert "the only ones ubuntu24.04 packages for the 595 branch (-server)" in text(server)
     assert plan([CURRENT["ada"]], driver_branch=595, server=True, distro="ubuntu22.04")["supported"] is False
     assert plan([CURRENT["blackwell"]], driver_branch=595, server=True)["supported"] is False
