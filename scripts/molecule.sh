@@ -5,7 +5,7 @@
 #
 #   scripts/molecule.sh               # molecule test (create, converge, idempotence, verify, destroy)
 #   scripts/molecule.sh converge      # any molecule subcommand
-#   scripts/molecule.sh converge --platform-name aiws-u22-ada-main   # one machine
+#   scripts/molecule.sh converge --platform-name aiws-u24-ada-main   # one machine
 #
 # The scenario converges Debian 12, Ubuntu 22.04 and Ubuntu 24.04 machines (molecule/default/molecule.yml);
 # Ubuntu runs on the simulated archive of tests/fixtures/fx_ubuntu_archive.py.
@@ -19,7 +19,7 @@ set -euo pipefail
 case "${1:-test}" in
   test|create)
     suffix=${AIWS_TEST_SUFFIX:-main}
-    for host in aiws-ada aiws-pascal aiws-u22-ada aiws-u22-pascal aiws-u24-ada aiws-u24-pascal; do
+    for host in aiws-ada aiws-pascal aiws-u22-pascal aiws-u24-ada; do
       efivars="$AIWS_TEST_CACHE/machines/$host-$suffix/firmware/efi/efivars"
       rm -rf "$AIWS_TEST_CACHE/machines/$host-$suffix"
       mkdir -p "$efivars"

@@ -52,10 +52,8 @@ PASCAL = ("10de:1b80", "NVIDIA GeForce GTX 1080", "pascal")
 MACHINES = {m.hostname: m for m in [
     Machine("aiws-ada", "debian12", *ADA, "12.4", ("12.6",), NEWEST_CUDNN),
     Machine("aiws-pascal", "debian12", *PASCAL, "12.4", ("12.6",), "9.10"),
-    Machine("aiws-u22-ada", "ubuntu22.04", *ADA, "12.4", ("12.6",), NEWEST_CUDNN, "linux-generic", True),
     Machine("aiws-u22-pascal", "ubuntu22.04", *PASCAL, "12.4", ("12.6",), "9.10", "linux-generic-hwe-22.04", False),
-    Machine("aiws-u24-ada", "ubuntu24.04", *ADA, "12.6", (), NEWEST_CUDNN, "linux-generic-hwe-24.04", False),
-    Machine("aiws-u24-pascal", "ubuntu24.04", *PASCAL, "12.6", (), "9.10", "linux-generic", True),
+    Machine("aiws-u24-ada", "ubuntu24.04", *ADA, "12.6", (), NEWEST_CUDNN, "linux-generic", True),
 ]}
 
 
