@@ -39,17 +39,6 @@ _SET_STATS = ("ansible.builtin.set_stats", "set_stats")
 _INCLUDE_VARS = ("ansible.builtin.include_vars", "include_vars")
 
 
-def plain(value: Any) -> Any:
-    """Ansible's lazy/tagged containers and strings as plain dicts, lists and str."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # What the project declares
 # ---------------------------------------------------------------------------------------------

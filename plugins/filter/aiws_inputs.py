@@ -37,9 +37,9 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from aiws import inputs
+from aiws import inputs, report
 
-_plain = inputs.plain
+_plain = report.plain
 
 
 def aiws_unknown_vars(names_by_host: Any) -> list[str]:
