@@ -102,10 +102,17 @@ def test_four_workstations_fetch_each_package_once_through_the_cache(fleet: Path
         install = podman("exec", "-e", "DEBIAN_FRONTEND=noninteractive", client,
                          "apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE, check=False)
         assert install.returncode == 0, install.stderr
-    log = podman("exec", CACHE_HOST, "cat", "/var/log/apt-cacher-ng/apt-cacher.log").stdout.splitlines()
     deb = re.compile(rf"/pool/main/h/{PACKAGE}/{PACKAGE}_[^|/]+\.deb$")
-    fetched = [line for line in log if "|I|" in line and deb.search(line)]
-    served = [line for line in log if "|O|" in line and deb.search(line)]
+    # apt-cacher-ng writes its log lines after the transfer ends, buffered: on a loaded machine the
+    # last client's line may come a little after its apt-get returned.
+    deadline = time.monotonic() + 60
+    while True:
+        log = podman("exec", CACHE_HOST, "cat", "/var/log/apt-cacher-ng/apt-cacher.log").stdout.splitlines()
+        fetched = [line for line in log if "|I|" in line and deb.search(line)]
+        served = [line for line in log if "|O|" in line and deb.search(line)]
+        if len(served) >= len(CLIENTS) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert len(fetched) == 1, "\n".join(log[-40:])
     assert len(served) == len(CLIENTS), "\n".join(log[-40:])
     upstream = [line for line in proxy_log_lines()[start:] if f"/pool/main/h/{PACKAGE}/" in line]
