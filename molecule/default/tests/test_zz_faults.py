@@ -56,8 +56,11 @@ PRECIOUS = {
 
 
 def mirror(path: str) -> str:
+    """A mirror that fails after preflight: preflight's URL probes (which would stop the run before any
+    change, tested in tests/unit) are off, so the switch, its apt-get update and the rollback run."""
     return json.dumps({"aiws_mirror_custom": {"apt": {"debian": f"{MIRROR}/{path}/debian",
-                                                       "debian_security": f"{MIRROR}/{path}/debian-security"}}})
+                                                       "debian_security": f"{MIRROR}/{path}/debian-security"}},
+                       "preflight_probe_urls": False})
 
 
 def sums(container: str = HOST) -> dict[str, str]:
