@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -105,3 +107,14 @@ def run_playbook(tmp: Path, inventory: Path, *extra: str, playbook: str = "verif
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(inventory),
             "-e", f"report_dir={tmp / 'reports'}", *extra]
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def load_file(name: str, path: Path) -> ModuleType:
+    """A Python file that is no importable module (a role's script or library, a tool, a fixture
+    builder) loaded as module `name`, registered in sys.modules (dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

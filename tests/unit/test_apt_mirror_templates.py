@@ -8,7 +8,6 @@ and review the diff (git diff tests/unit/expected/apt/).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,12 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from conftest import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles/apt_mirror"
 EXPECTED = Path(__file__).parent / "expected/apt"
-_spec = importlib.util.spec_from_file_location("apt_mirror_filters", ROLE / "filter_plugins/apt_mirror.py")
-assert _spec and _spec.loader
-F = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(F)
+F = load_file("apt_mirror_filters", ROLE / "filter_plugins/apt_mirror.py")
 
 DATA = yaml.safe_load((ROOT / "data/mirrors.yml").read_text())["profiles"]
 PROFILES = ["official", "aliyun", "tuna", "ustc", "nju", "huaweicloud", "tencent"]

@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from conftest import FILTER_DIR, ROOT
+from conftest import FILTER_DIR, ROOT, load_file
 from nvidia_gpus import load_common, nvidia_gpus
 from nvidia_stack import nvidia_stack
 
@@ -26,15 +24,7 @@ TABLE = FILTER_DIR / "data" / "nvidia_cudnn.yml"
 MATRIX = FILTER_DIR / "data" / "cudnn_support_matrix.yml"
 
 
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_cudnn_table", GENERATOR)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = load_file("gen_cudnn_table", GENERATOR)
 FACTS = yaml.safe_load(MATRIX.read_text(encoding="utf-8"))
 
 
@@ -199,11 +189,7 @@ def test_live_pypi_answer_gives_the_committed_table() -> None:
 
 def test_fixture_repository_carries_the_newest_cudnn_and_the_last_for_pascal() -> None:
     """The container scenario installs what the plan picks: the fixture must carry it."""
-    spec = importlib.util.spec_from_file_location("nvidia_repo", ROOT / "tests" / "fixtures" / "nvidia_repo.py")
-    assert spec and spec.loader
-    nvidia_repo = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("nvidia_repo", nvidia_repo)  # its dataclasses look their module up
-    spec.loader.exec_module(nvidia_repo)
+    nvidia_repo = load_file("nvidia_repo", ROOT / "tests" / "fixtures" / "nvidia_repo.py")
     releases = yaml.safe_load(TABLE.read_text(encoding="utf-8"))["releases"]
     newest = max(releases, key=_ver)
     assert releases[newest]["apt"] in nvidia_repo.DEFAULT_CUDNN

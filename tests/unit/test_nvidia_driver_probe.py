@@ -10,25 +10,18 @@ depends on it, DKMS otherwise.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load() -> ModuleType:
-    path = ROOT / "roles/nvidia_driver/files/nvidia_driver_probe.py"
-    spec = importlib.util.spec_from_file_location("nvidia_driver_probe", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nvidia_driver_probe"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("nvidia_driver_probe", ROOT / "roles/nvidia_driver/files/nvidia_driver_probe.py")
 
 
 P = load()

@@ -3,7 +3,6 @@ who takes the lock, who is refused, which locks are stale."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,20 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lock = _load("aiws_run_lock", ROOT / "roles/preflight/files/run-lock.py")
-lookup = _load("aiws_run_lookup", ROOT / "plugins/lookup/aiws_run.py")
+lock = load_file("aiws_run_lock", ROOT / "roles/preflight/files/run-lock.py")
+lookup = load_file("aiws_run_lookup", ROOT / "plugins/lookup/aiws_run.py")
 
 
 def run(run_id: str, **more) -> dict:

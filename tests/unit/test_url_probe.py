@@ -6,29 +6,18 @@ serve.py, with a slow path) and a forward proxy that answers every request itsel
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import serve_www
+from conftest import load_file, serve_www
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_module() -> ModuleType:
-    path = ROOT / "roles/preflight/library/aiws_url_probe.py"
-    spec = importlib.util.spec_from_file_location("aiws_url_probe", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-probe = load_module()
+probe = load_file("aiws_url_probe", ROOT / "roles/preflight/library/aiws_url_probe.py")
 
 
 @pytest.fixture(scope="module")
