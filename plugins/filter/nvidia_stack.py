@@ -20,7 +20,7 @@ description:
   - On Ubuntu the driver comes from the Ubuntu archive (today branch 580 for every supported GPU; 595, 610 and 615 can
     be forced; 535, 565 and 570 are transitional packages there that install 580, and 590 installs 595). On Debian 12 Debian's own 535 driver is
     used when it can serve the GPUs and the requested CUDA; otherwise the plan switches to NVIDIA's CUDA repository
-    (C(nvidia-open-580) or C(cuda-drivers-580)) and says why.
+    (C(nvidia-open-580) with its module package C(nvidia-kernel-open-dkms) named first, or C(cuda-drivers-580)) and says why.
   - Malformed or out-of-scope options raise an error naming the option and its allowed values. A valid request the
     hardware or the distribution cannot meet returns C(supported=false) with reasons, never an error.
   - "With no GPU the plan is toolkit-only: C(supported=true), driver fields null and the reason

@@ -312,7 +312,7 @@ def test_per_device_minimum_branches_from_data() -> None:
         result = plan([pci_id], distro="debian12", driver_branch=535)
         assert result["supported"] is (minimum <= 535), pci_id
     h200 = plan(["10de:2335"], distro="debian12")
-    assert h200["driver_repo"] == "cuda" and h200["packages"]["driver"] == ["nvidia-open-580"]
+    assert h200["driver_repo"] == "cuda" and h200["packages"]["driver"] == ["nvidia-kernel-open-dkms", "nvidia-open-580"]
     assert "needs driver 550 or newer" in text(h200)
 
 
@@ -377,10 +377,10 @@ def test_debian12_uses_debian_535_when_it_fits() -> None:
 def test_debian12_switches_to_nvidia_repo_for_newer_cuda_or_blackwell() -> None:
     newer = plan([CURRENT["ada"]], distro="debian12", cuda="12.8")
     assert (newer["driver_branch"], newer["driver_repo"]) == (580, "cuda")
-    assert newer["packages"]["driver"] == ["nvidia-open-580"]
+    assert newer["packages"]["driver"] == ["nvidia-kernel-open-dkms", "nvidia-open-580"]
     assert newer["apt_components"] == ["main", "contrib"]
     blackwell = plan([CURRENT["blackwell"]], distro="debian12")
-    assert blackwell["packages"]["driver"] == ["nvidia-open-580"]
+    assert blackwell["packages"]["driver"] == ["nvidia-kernel-open-dkms", "nvidia-open-580"]
     assert "NVIDIA's CUDA repository" in text(blackwell)
     pascal = plan([CURRENT["pascal"]], distro="debian12", cuda="12.9")
     assert pascal["packages"]["driver"] == ["cuda-drivers-580"]
