@@ -1,6 +1,7 @@
 """Helpers for the tests that run the real site.yml again against the converged containers
-(test_apt_mirror.py's cycles, test_zz_faults.py): ansible-playbook with the project's plugins and
-molecule's inventory, the play recap, files read through podman."""
+(test_apt_mirror.py's cycles, test_zy_ubuntu_driver.py, test_zz_faults.py): ansible-playbook with the
+project's plugins and molecule's inventory, the play recap, files read through podman, the simulated
+Ubuntu archive's switches and each machine's EFI variables."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
+CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
+SECURE_BOOT = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+MOK_NEW = "MokNew-605dab50-e046-4300-abb6-3dd810dd8b23"
 
 
 def env() -> dict[str, str]:
@@ -104,3 +109,26 @@ def wait_for(what: str, probe, timeout: float, every: float = 0.2) -> Any:
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def archive(*args: str) -> None:
+    """A switch of the simulated Ubuntu archive: `publish kernel-update`, `retract kernel-update`."""
+    subprocess.run([sys.executable, str(ROOT / "tests/fixtures/fx_ubuntu_archive.py"), *args], check=True, capture_output=True)
+
+
+def firmware(container: str) -> Path:
+    """The machine's EFI variable store on this side (molecule.yml and scripts/molecule.sh mount it as /sys/firmware)."""
+    return CACHE / "machines" / container / "firmware" / "efi" / "efivars"
+
+
+def secure_boot(container: str, on: bool) -> None:
+    """Turn the machine's Secure Boot on or off (the EFI variable's last byte), as its firmware setup would."""
+    (firmware(container) / SECURE_BOOT).write_bytes(b"\x06\x00\x00\x00" + (b"\x01" if on else b"\x00"))
+
+
+def podman_restart(container: str) -> None:
+    """Restart the machine (the simulated Ubuntu boots its newest kernel) and wait until systemd is up."""
+    subprocess.run(["podman", "restart", container], check=True, capture_output=True)
+    boot = subprocess.run(["podman", "exec", container, "timeout", "300", "systemctl", "is-system-running", "--wait"],
+                          capture_output=True, text=True)
+    assert boot.stdout.strip() in ("running", "degraded"), f"{container} did not boot: {boot.stdout} {boot.stderr}"

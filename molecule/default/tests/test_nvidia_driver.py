@@ -34,6 +34,7 @@ from nvidia_gpus import nvidia_gpus  # noqa: E402
 from nvidia_stack import nvidia_stack  # noqa: E402
 
 META = {"aiws-ada": "nvidia-open-580", "aiws-pascal": "cuda-drivers-580"}
+PLANNED = {"aiws-ada": ["nvidia-kernel-open-dkms", "nvidia-open-580"], "aiws-pascal": ["cuda-drivers-580"]}
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 CYCLE_HOST = f"aiws-pascal{SUFFIX}"
 FACT = "/etc/ansible/facts.d/aiws_nvidia_driver.fact"
@@ -76,7 +77,7 @@ def test_debian_takes_branch_580_from_nvidias_repository(host, expected: dict) -
     assert recorded["branch"] == expected["driver_branch"] == 580
     assert recorded["flavor"] == expected["driver_flavor"] == {"aiws-ada": "open", "aiws-pascal": "proprietary"}[name]
     assert recorded["source"] == "cuda"
-    assert recorded["packages"] == expected["packages"]["driver"] == [META[kind(host)]]
+    assert recorded["packages"] == expected["packages"]["driver"] == PLANNED[kind(host)]
     assert recorded["method"] == "apt" and recorded["ubuntu_drivers"] is None
     assert recorded["pinning_package"] == "nvidia-driver-pinning-580"
 
@@ -109,12 +110,8 @@ def test_flavour_follows_the_architecture(host) -> None:
     module = {"aiws-ada": "nvidia-kernel-open-dkms", "aiws-pascal": "nvidia-kernel-dkms"}[name]
     other = {"aiws-ada": "nvidia-kernel-dkms", "aiws-pascal": "nvidia-kernel-open-dkms"}[name]
     assert host.package(module).is_installed
-    if name == "aiws-ada" and host.package(other).is_installed:
-        # Open issue (issue 10): with the fixture's packages apt satisfies nvidia-driver's or-dependency on
-        # a kernel-module package with its first alternative, nvidia-kernel-dkms, beside the
-        # nvidia-kernel-open-dkms that nvidia-open asks for. Whether NVIDIA's real packages do the same
-        # (or Conflict) is not confirmed; until then this stays visible as an expected failure.
-        pytest.xfail("nvidia-open-580 brought both kernel-module packages (fixture or-dependency; issue 10)")
+    # nvidia-driver's or-dependency on a kernel module lists nvidia-kernel-dkms first: the plan names the
+    # open module beside nvidia-open-580, so apt meets the or-group with it and pulls no second module.
     assert not host.package(other).is_installed
 
 
@@ -243,7 +240,7 @@ def test_the_kernel_the_machine_boots_is_an_ubuntu_one(host) -> None:
     assert host.package(m.kernel).is_installed
     # modinfo and depmod look at the booted kernel's modules (the container shares the host's uname).
     modules = host.check_output(f"readlink -f /lib/modules/{booted}")
-    assert host.check_output(f"readlink -f /lib/modules/$(uname -r)") == modules
+    assert host.check_output("readlink -f /lib/modules/$(uname -r)") == modules
 
 
 # --- cycles on one host ---------------------------------------------------------------------------

@@ -17,19 +17,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from aiws_runs import MOK_NEW, SECURE_BOOT, archive, firmware
 
-ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 PORT = os.environ.get("AIWS_UBUNTU_ARCHIVE_PORT") or str(int(os.environ.get("AIWS_APT_MIRROR_PORT", "8100")) + 10)
 ARCHIVE = f"http://127.0.0.1:{PORT}/ubuntu"
-FIXTURE = ROOT / "tests/fixtures/fx_ubuntu_archive.py"
-SECURE_BOOT = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 ADA = "pci:v000010DEd00002684sv00001043sd000088E2bc03sc00i00"
 MACHINES = {
     # name: (image variable, codename)
@@ -49,12 +44,6 @@ def sh(name: str, script: str, check: bool = True) -> subprocess.CompletedProces
     return run
 
 
-def archive(*args: str) -> None:
-    subprocess.run([sys.executable, str(FIXTURE), *args], check=True, capture_output=True)
-
-
-def firmware(name: str) -> Path:
-    return CACHE / "machines" / name / "firmware" / "efi" / "efivars"
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +110,10 @@ def test_dkms_builds_and_signs_the_module_with_include_dkms(machines: dict[str, 
     assert "nvidia-dkms-580-open" in call["installed"] and "dkms" in call["installed"]
     assert sh(name, "readlink -f $(modinfo -n nvidia)").stdout.strip().endswith(f"/lib/modules/{booted}/updates/dkms/nvidia.ko.zst")
     assert sh(name, "modinfo -F version nvidia").stdout.strip() == "580.142"
-    assert sh(name, "modinfo -F signer nvidia").stdout.strip() == "DKMS module signing key"
-    assert sh(name, "test -s /var/lib/dkms/mok.pub && test -s /var/lib/dkms/mok.key", check=False).returncode == 0
+    assert sh(name, "modinfo -F signer nvidia").stdout.strip() == f"{name} Secure Boot Module Signature key"
+    # dkms 3.0 on Ubuntu signs with update-secureboot-policy's key, not /var/lib/dkms/mok.* (Debian's)
+    assert sh(name, "test -s /var/lib/shim-signed/mok/MOK.der && test -s /var/lib/shim-signed/mok/MOK.priv", check=False).returncode == 0
+    assert sh(name, "test -e /var/lib/dkms/mok.pub", check=False).returncode != 0
     assert f"nvidia/580.142, {booted}, x86_64: installed" in sh(name, "dkms status").stdout
 
 
@@ -132,9 +123,10 @@ def test_secure_boot_state_comes_from_the_machines_efi_variables(machines: dict[
     assert sh(name, "mokutil --sb-state").stdout.strip() == "SecureBoot disabled"
     (firmware(name) / SECURE_BOOT).write_bytes(b"\x06\x00\x00\x00\x01")
     assert sh(name, "mokutil --sb-state").stdout.strip() == "SecureBoot enabled"
-    imported = sh(name, "printf 'secret\\nsecret\\n' | mokutil --import /var/lib/dkms/mok.pub && mokutil --test-key /var/lib/dkms/mok.pub")
-    assert "/var/lib/dkms/mok.pub is already in the enrollment request" in imported.stdout
-    assert (firmware(name) / "MokNew-605dab50-e046-4300-abb6-3dd810dd8b23").exists()
+    cert = "/var/lib/shim-signed/mok/MOK.der"
+    imported = sh(name, f"printf 'secret\\nsecret\\n' | mokutil --import {cert} && mokutil --test-key {cert}")
+    assert f"{cert} is already in the enrollment request" in imported.stdout
+    assert (firmware(name) / MOK_NEW).exists()
     log = [json.loads(line) for line in sh(name, "cat /var/log/aiws-sim/mokutil.jsonl").stdout.splitlines()]
     assert [e["command"] for e in log if e.get("imported")] == ["--import"]
 
