@@ -39,3 +39,56 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if spent > float(budget):
         pytest.skip(f"make test's time budget is spent ({spent / 60:.0f} of {float(budget) / 60:.0f} min, "
                     "AIWS_TEST_BUDGET): `scripts/molecule.sh verify` runs the rest")
+
+
+# Which machine a test works on, for `pytest -n 2 --dist loadgroup` (molecule.yml): every test of one
+# machine runs on one worker, in the order they were collected, as in a run without workers, while the
+# other worker tests another machine. A test of the converged state runs with its host; a test that
+# re-runs stages or starts containers of its own is grouped with the machine it changes.
+GROUP_OF_HOST = {"aiws-ada": "aiws-ada", "aiws-pascal": "aiws-pascal", "aiws-u22-pascal": "ubuntu", "aiws-u24-ada": "ubuntu"}
+GROUP_OF_MODULE = {
+    "test_apt_cache": "apt-cache",        # its own cache and client containers
+    "test_apt_mirror": "aiws-pascal",     # the mirrors stage's cycles
+    "test_preflight": "aiws-pascal",      # a mirrors run refused on aiws-pascal
+    "test_nvidia_driver": "aiws-pascal",  # the driver stage's cycles
+    "test_ubuntu_simulation": "ubuntu",   # its own Ubuntu containers; switches the shared simulated archive
+    "test_zy_ubuntu_driver": "ubuntu",    # the driver stage on the Ubuntu machines; the archive's kernel update
+    "test_zz_faults": "aiws-ada",         # the fault suite
+}
+# With two workers each takes one of these (the groups above, balanced by their measured durations).
+WORKER_GROUP = {"aiws-ada": "ada+cache", "apt-cache": "ada+cache",
+                "aiws-pascal": "pascal+ubuntu", "ubuntu": "pascal+ubuntu"}
+
+
+def machine_group(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    host = callspec.params.get("_testinfra_host") if callspec else None
+    if host is not None:
+        name = host.backend.get_pytest_id().split("://")[-1]
+        return GROUP_OF_HOST[name.removesuffix("-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main"))]
+    module = item.module.__name__ if getattr(item, "module", None) else ""
+    if module not in GROUP_OF_MODULE:
+        raise pytest.UsageError(f"{item.nodeid}: a test without a host must name the machine it changes in "
+                                "GROUP_OF_MODULE (molecule/default/tests/conftest.py)")
+    return GROUP_OF_MODULE[module]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(WORKER_GROUP[machine_group(item)]))
+
+
+# Summaries a test records (record_property("aiws_summary", text)), printed after the results: a
+# worker's own output is not shown by pytest -n, its reports' properties reach this process.
+SUMMARIES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        SUMMARIES.extend(str(value) for name, value in report.user_properties if name == "aiws_summary")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's TerminalReporter
+    for text in SUMMARIES:
+        terminalreporter.write_sep("-", "aiws")
+        terminalreporter.write_line(text)

@@ -132,7 +132,7 @@ def test_dpkg_lock_held_by_another_process_is_waited_for(fingerprint, tmp_path: 
             ar.kill(first)
     took = time.monotonic() - started
     out = ar.flat((tmp_path / "first.log").read_text())
-    assert f"to release /var/lib/dpkg/lock-frontend" in out and f"for pid {holder_pid} (python3 -c" in out, out[-3000:]
+    assert "to release /var/lib/dpkg/lock-frontend" in out and f"for pid {holder_pid} (python3 -c" in out, out[-3000:]
     assert took >= hold - 5
     assert ar.read(HOST, "/var/lib/aiws/run.lock") is None, "the run must give the lock back"
     again = normal_rerun("mirrors")
@@ -383,11 +383,11 @@ def test_reprovisioning_after_a_reinstall_keeps_users_environments(fingerprint, 
     survived(fingerprint, container=REINSTALLED)
 
 
-def test_zz_fault_counts(capsys) -> None:
-    with capsys.disabled():
-        print("".join(f"\n  {note}" for note in NOTES))
-        print(f"fault suite: faults injected {COUNTS['injected']}, survived {COUNTS['survived']}, "
-              f"files lost {COUNTS['files_lost']}{' ' + ', '.join(LOST) if LOST else ''}")
+def test_zz_fault_counts(record_property) -> None:
+    # printed at the end of the run by conftest.py (aiws_summary), also from a worker of pytest -n
+    record_property("aiws_summary", "".join(f"  {note}\n" for note in NOTES)
+                    + f"fault suite: faults injected {COUNTS['injected']}, survived {COUNTS['survived']}, "
+                    f"files lost {COUNTS['files_lost']}{' ' + ', '.join(LOST) if LOST else ''}")
     out = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
     if out:
         Path(out, "fault-counts.json").write_text(json.dumps(dict(COUNTS, lost=LOST, notes=NOTES), indent=2) + "\n")
