@@ -7,7 +7,7 @@ the other, each starting from a machine whose driver packages were purged:
   Secure Boot on (only the EFI variable says so: no mokutil)  stops with the three choices, installs nothing
   MOK mode                           ubuntu-drivers --include-dkms, mokutil installed, the key DKMS signs
                                      with (update-secureboot-policy's MOK.der) imported, enrollment pending
-  ubuntu-drivers that installs nothing (apt cannot install nvidia-dkms; it still exits 0)   caught, named
+  ubuntu-drivers whose apt run fails (the archive gone after the index was read; it still exits 0)   caught
   aiws_driver_server                 --gpgpu and the -server packages
   back to the inventory's plan       the converged state again
 
@@ -34,7 +34,7 @@ FACT = "/etc/ansible/facts.d/aiws_nvidia_driver.fact"
 UD_LOG = "/var/log/aiws-sim/ubuntu-drivers.jsonl"
 MOK_LOG = "/var/log/aiws-sim/mokutil.jsonl"
 CERT = "/var/lib/shim-signed/mok/MOK.der"  # what DKMS signs with on Ubuntu (update-secureboot-policy --new-key)
-BLOCK = "/etc/apt/preferences.d/zz-aiws-test-no-dkms"
+BLOCK = "/etc/apt/apt.conf.d/99zz-aiws-test-archive-gone"  # apt reaches no archive while it exists
 PASSWORD = "aiws-test-Mok-9"
 MOK_VARS = ["-e", json.dumps({"nvidia_driver_secure_boot_mok": True, "nvidia_driver_mok_password": PASSWORD})]
 DRIVER_PACKAGES = r"^(nvidia-|libnvidia-|linux-modules-nvidia-|linux-objects-nvidia-|linux-signatures-nvidia-|xserver-xorg-video-nvidia-)"
@@ -123,8 +123,9 @@ def test_an_ubuntu_drivers_that_installs_nothing_is_caught(dkms_host: str) -> No
     ar.secure_boot(dkms_host, False)
     (ar.firmware(dkms_host) / ar.MOK_NEW).unlink(missing_ok=True)
     purge_driver(dkms_host)
-    # apt may not install the DKMS package: ubuntu-drivers' apt run fails and it exits 0 all the same
-    sh(dkms_host, f"printf 'Package: nvidia-dkms-580\\nPin: version *\\nPin-Priority: -1\\n' > {BLOCK}")
+    # The archive goes away between apt's index (which still names every package, so the stage's own
+    # check passes) and ubuntu-drivers' apt run, which cannot download them: ubuntu-drivers exits 0 anyway.
+    sh(dkms_host, f"apt-get clean && printf 'Acquire::http::Proxy \"http://127.0.0.1:9/\";\n' > {BLOCK}")
     try:
         run = driver(dkms_host)
     finally:
@@ -134,7 +135,8 @@ def test_an_ubuntu_drivers_that_installs_nothing_is_caught(dkms_host: str) -> No
     assert "`ubuntu-drivers install --include-dkms nvidia:580` exited 0 but" in text, text[-3000:]
     assert f"not installed on {dkms_host} (ubuntu-drivers exits 0 even when it installs nothing or apt fails)" in text
     assert "It printed:" in text
-    assert ud_calls(dkms_host)[-1]["exit_code"] == 0
+    call = ud_calls(dkms_host)[-1]
+    assert call["exit_code"] == 0 and call["apt_rc"] != 0, call
     assert "nvidia-driver-580" not in installed(dkms_host)
 
 
