@@ -32,8 +32,11 @@ ansible-playbook site.yml -i lab --syntax-check
 ansible-playbook site.yml -i lab --list-tasks >/dev/null
 ansible-playbook playbooks/plan.yml -i lab --syntax-check
 
-step "pytest (unit tests)"
-python -m pytest tests
+step "pytest (unit tests, two workers)"
+# Most unit tests run ansible-playbook on localhost against their own temporary inventories and
+# fixture servers on free ports; two workers keep both cores busy (pytest tests -s, without -n,
+# shows what tests print, e.g. test_bad_inputs.py's counts).
+python -m pytest tests -n 2 --durations=15
 
 if ! $fast; then
   step "molecule test (container scenario)"
