@@ -109,3 +109,47 @@ def test_apt_mirror_finds_the_oldest_backup(tmp_path: Path) -> None:
     found, warned = read_step(tmp_path, "read.yml", backups)
     assert warned == []
     assert found["oldest"] == str(backups / "snapshots" / "20250101T000000Z")
+
+
+BACKUP = """
+- name: Back up with apt_mirror's backup step, then list the backups as its apply step does
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    __apt_mirror_files: []
+    __apt_mirror_existing: []
+    __apt_mirror_profile: test
+  tasks:
+    - name: Run the role's backup step
+      ansible.builtin.include_role:
+        name: apt_mirror
+        tasks_from: backup.yml
+    - name: Write what is there
+      ansible.builtin.copy:
+        dest: "{{ out }}"
+        content: "{{ {'snapshot': __apt_mirror_snapshot} | to_json }}"
+        mode: "0600"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the backup folders are made root-owned")
+def test_apt_mirror_backs_up_into_a_missing_folder_without_warnings(tmp_path: Path) -> None:
+    """The first switch: no snapshots/ yet (the find module warned there); a half-made backup of an
+    interrupted run is removed the next time."""
+    backups = tmp_path / "backups"
+    play = tmp_path / "backup.play.yml"
+    play.write_text(BACKUP)
+    out = tmp_path / "backup.json"
+    args = [str(play), "-i", "localhost,", "-e", f"out={out}", "-e", f"apt_mirror_backup_dir={backups}",
+            "-e", "ansible_python_interpreter=" + sys.executable]
+    run = playbook(*args, tmp=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert warnings(run) == []
+    first = Path(json.loads(out.read_text())["snapshot"])
+    assert (first / "manifest.json").is_file()
+    half = backups / "snapshots" / ".20250101T000000000000Z.partial"
+    (half / "files").mkdir(parents=True)
+    run = playbook(*args, tmp=tmp_path)
+    assert run.returncode == 0 and warnings(run) == [], run.stdout + run.stderr
+    assert not half.exists() and first.is_dir()
