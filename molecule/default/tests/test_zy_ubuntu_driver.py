@@ -23,6 +23,7 @@ log every call under /var/log/aiws-sim/.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import aiws_runs as ar
@@ -181,10 +182,10 @@ def kernel_update() -> Iterator[dict[str, str]]:
 def test_a_kernel_update_brings_the_new_kernels_modules_and_keeps_the_branch(kernel_update: dict[str, str]) -> None:
     have = installed(PREBUILT_HOST)
     booted = kernel_update["booted"]
-    newer = sorted(p.removeprefix("linux-image-") for p in have if p.startswith("linux-image-") and p.endswith("-generic")
-                   and p.removeprefix("linux-image-") != booted)
-    assert newer, f"no kernel newer than {booted}: {sorted(p for p in have if p.startswith('linux-'))}"
-    assert f"linux-modules-nvidia-580-open-{newer[-1]}" in have, "the modules metapackage follows the kernel"
+    kernels = [p.removeprefix("linux-image-") for p in have if re.match(r"linux-image-[0-9].*-generic$", p)]
+    newer = [k for k in kernels if k != booted]
+    assert len(newer) == 1, f"one kernel beside {booted}: {kernels}"
+    assert f"linux-modules-nvidia-580-open-{newer[0]}" in have, "the modules metapackage follows the kernel"
     assert have["nvidia-driver-580-open"].startswith("580."), "the branch stays"
     assert not sh(PREBUILT_HOST, "apt-mark showhold").split()
     run = driver(PREBUILT_HOST)
