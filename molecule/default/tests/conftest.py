@@ -33,7 +33,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     import time
 
     started, budget = os.environ.get("AIWS_TEST_STARTED"), os.environ.get("AIWS_TEST_BUDGET")
-    if not started or not budget:
+    if not started or not budget or float(budget) <= 0:  # AIWS_TEST_BUDGET=0: no budget
         return
     spent = time.time() - float(started)
     if spent > float(budget):
@@ -73,6 +73,7 @@ def machine_group(item: pytest.Item) -> str:
     return GROUP_OF_MODULE[module]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups (its plugin is registered after this file)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.xdist_group(WORKER_GROUP[machine_group(item)]))
