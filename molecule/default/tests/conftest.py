@@ -8,6 +8,8 @@ so the same hosts are addressed directly with testinfra's podman backend.
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -41,10 +43,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "AIWS_TEST_BUDGET): `scripts/molecule.sh verify` runs the rest")
 
 
-# Which machine a test works on, for `pytest -n 2 --dist loadgroup` (molecule.yml): every test of one
-# machine runs on one worker, in the order they were collected, as in a run without workers, while the
-# other worker tests another machine. A test of the converged state runs with its host; a test that
-# re-runs stages or starts containers of its own is grouped with the machine it changes.
+# Which machine a test works on, for the two workers of `pytest -n 2` (molecule.yml): every test of
+# one machine runs on one worker, in the order they were collected, as in a run without workers, while
+# the other worker tests other machines. A test of the converged state goes with its host; a test that
+# re-runs stages or starts containers of its own goes with the machine it changes.
 GROUP_OF_HOST = {"aiws-ada": "aiws-ada", "aiws-pascal": "aiws-pascal", "aiws-u22-pascal": "ubuntu", "aiws-u24-ada": "ubuntu"}
 GROUP_OF_MODULE = {
     "test_apt_cache": "apt-cache",        # its own cache and client containers
@@ -55,28 +57,41 @@ GROUP_OF_MODULE = {
     "test_zy_ubuntu_driver": "ubuntu",    # the driver stage on the Ubuntu machines; the archive's kernel update
     "test_zz_faults": "aiws-ada",         # the fault suite
 }
-# With two workers each takes one of these (the groups above, balanced by their measured durations).
+# What each of the two workers takes (the groups above, balanced by their measured durations).
 WORKER_GROUP = {"aiws-ada": "ada+cache", "apt-cache": "ada+cache",
                 "aiws-pascal": "pascal+ubuntu", "ubuntu": "pascal+ubuntu"}
+HOST_ID = re.compile(r"\[podman://([^\]]+)\]$")
 
 
-def machine_group(item: pytest.Item) -> str:
-    callspec = getattr(item, "callspec", None)
-    host = callspec.params.get("_testinfra_host") if callspec else None
-    if host is not None:
-        name = host.backend.get_pytest_id().split("://")[-1]
-        return GROUP_OF_HOST[name.removesuffix("-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main"))]
-    module = item.module.__name__ if getattr(item, "module", None) else ""
+def worker_group(nodeid: str) -> str:
+    """The worker group of a test by its node id: `tests/test_x.py::test_y[podman://<host>-<suffix>]`."""
+    host = HOST_ID.search(nodeid)
+    if host:
+        name = host.group(1).removesuffix("-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main"))
+        return WORKER_GROUP[GROUP_OF_HOST[name]]
+    module = Path(nodeid.split("::")[0]).stem
     if module not in GROUP_OF_MODULE:
-        raise pytest.UsageError(f"{item.nodeid}: a test without a host must name the machine it changes in "
+        raise pytest.UsageError(f"{nodeid}: a test without a host must name the machine it changes in "
                                 "GROUP_OF_MODULE (molecule/default/tests/conftest.py)")
-    return GROUP_OF_MODULE[module]
+    return WORKER_GROUP[GROUP_OF_MODULE[module]]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups (its plugin is registered after this file)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(WORKER_GROUP[machine_group(item)]))
+        worker_group(item.nodeid)  # every test has a group, also in a run without workers
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's types
+    """xdist's scheduling by scope, the scope being the worker group (its own --dist loadgroup marks
+    a test by rewriting the item's _nodeid, which pytest 9 no longer reads)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class MachineScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return MachineScheduling(config, log)
 
 
 # Summaries a test records (record_property("aiws_summary", text)), printed after the results: a
