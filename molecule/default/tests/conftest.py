@@ -60,15 +60,16 @@ GROUP_OF_MODULE = {
 # What each of the two workers takes (the groups above, balanced by their measured durations).
 WORKER_GROUP = {"aiws-ada": "ada+cache", "apt-cache": "ada+cache",
                 "aiws-pascal": "pascal+ubuntu", "ubuntu": "pascal+ubuntu"}
-HOST_ID = re.compile(r"\[podman://([^\]]+)\]$")
+SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
+# the host's part of a node id; other parameters follow it after a "-" (test_x[podman://aiws-ada-main-cuda])
+HOST_ID = re.compile(r"\[podman://([a-z0-9-]+?)" + re.escape(SUFFIX) + r"(?:-[^\]]*)?\]$")
 
 
 def worker_group(nodeid: str) -> str:
     """The worker group of a test by its node id: `tests/test_x.py::test_y[podman://<host>-<suffix>]`."""
     host = HOST_ID.search(nodeid)
     if host:
-        name = host.group(1).removesuffix("-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main"))
-        return WORKER_GROUP[GROUP_OF_HOST[name]]
+        return WORKER_GROUP[GROUP_OF_HOST[host.group(1)]]
     module = Path(nodeid.split("::")[0]).stem
     if module not in GROUP_OF_MODULE:
         raise pytest.UsageError(f"{nodeid}: a test without a host must name the machine it changes in "
