@@ -88,7 +88,7 @@ def test_secure_boot_from_efivars_without_mokutil_stops_with_three_choices(dkms_
     calls = len(ud_calls(dkms_host))
     run = driver(dkms_host)
     assert run.returncode != 0, run.stdout[-3000:]
-    text = ar.flat(run.stdout)
+    text = ar.flat(run.stdout + run.stderr)
     assert "boots with Secure Boot on (" in text and ar.SECURE_BOOT in text, text[-3000:]
     assert "module would be built by DKMS" in text
     assert "(1) boot a kernel Canonical ships signed prebuilt NVIDIA modules for" in text
@@ -132,7 +132,7 @@ def test_an_ubuntu_drivers_that_installs_nothing_is_caught(dkms_host: str) -> No
     finally:
         sh(dkms_host, f"rm -f {BLOCK}")
     assert run.returncode != 0, run.stdout[-3000:]
-    text = ar.flat(run.stdout)
+    text = ar.flat(run.stdout + run.stderr)
     assert "`ubuntu-drivers install --include-dkms nvidia:580` exited 0 but" in text, text[-3000:]
     assert f"not installed on {dkms_host} (ubuntu-drivers exits 0 even when it installs nothing or apt fails)" in text
     assert "It printed:" in text
@@ -191,10 +191,16 @@ def test_a_kernel_update_brings_the_new_kernels_modules_and_keeps_the_branch(ker
     run = driver(PREBUILT_HOST)
     assert run.returncode == 0, run.stdout[-4000:]
     recorded = ar.read_json(PREBUILT_HOST, FACT)
-    assert recorded["reboot"]["needed"] is True and recorded["reboot"]["action"] == "container", recorded["reboot"]
+    reboot = recorded["reboot"]
+    assert reboot["needed"] is True and reboot["action"] == "container", reboot
+    assert reboot["reasons"][0].startswith("/run/reboot-required exists"), reboot
+    assert any(f"installed for kernel {newer[0]} is 580." in r for r in reboot["reasons"]), reboot
+    assert recorded["kernel_boot"] == newer[0], "the kernel that boots next is the new one"
 
 
 def test_after_the_reboot_the_new_kernel_runs_its_module(kernel_update: dict[str, str]) -> None:
+    """A container cannot load a module (the probe reads the host's /sys/module): after the "reboot"
+    nothing is pending but that, for the kernel that now runs."""
     ar.podman_restart(PREBUILT_HOST)
     booted = sh(PREBUILT_HOST, "cat /run/aiws-sim/booted-kernel").strip()
     assert booted != kernel_update["booted"]
@@ -202,4 +208,7 @@ def test_after_the_reboot_the_new_kernel_runs_its_module(kernel_update: dict[str
     run = driver(PREBUILT_HOST)
     assert run.returncode == 0, run.stdout[-4000:]
     recorded = ar.read_json(PREBUILT_HOST, FACT)
-    assert recorded["reboot"]["needed"] is False and recorded["reboot"]["action"] == "none", recorded["reboot"]
+    assert recorded["kernel_boot"] == booted
+    assert recorded["module_installed"] == sh(PREBUILT_HOST, "modinfo -F version nvidia").strip()
+    assert recorded["reboot"]["reasons"] == [
+        f"the nvidia module installed for kernel {booted} is {recorded['module_installed']}, and no nvidia module is loaded"]
