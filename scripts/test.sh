@@ -14,7 +14,7 @@ started=$(date +%s)
 # fault suite) takes longer: the scenario's tests that would start after AIWS_TEST_BUDGET seconds
 # are skipped, and say so (molecule/default/tests/conftest.py). 0 runs them all.
 export AIWS_TEST_STARTED="${AIWS_TEST_STARTED:-$started}"
-export AIWS_TEST_BUDGET="${AIWS_TEST_BUDGET:-4320}"
+export AIWS_TEST_BUDGET="${AIWS_TEST_BUDGET:-4680}"
 [ "$AIWS_TEST_BUDGET" != 0 ] || unset AIWS_TEST_BUDGET
 
 step "bootstrap"
