@@ -126,9 +126,23 @@ def secure_boot(container: str, on: bool) -> None:
     (firmware(container) / SECURE_BOOT).write_bytes(b"\x06\x00\x00\x00" + (b"\x01" if on else b"\x00"))
 
 
+def wait_booted(container: str, timeout: float = 300) -> None:
+    """Wait until the container's systemd has finished starting up (running or degraded).
+
+    Right after `podman run` or `podman restart`, systemctl may not reach systemd yet and then answers
+    "offline" at once instead of waiting; so ask again until systemd itself answers with its final state.
+    """
+    def state() -> str:
+        left = max(1, int(deadline - time.monotonic()))
+        run = subprocess.run(["podman", "exec", container, "timeout", str(left), "systemctl", "is-system-running", "--wait"],
+                             capture_output=True, text=True)
+        return run.stdout.strip() if run.stdout.strip() in ("running", "degraded") else ""
+
+    deadline = time.monotonic() + timeout
+    wait_for(f"{container} to boot (systemctl is-system-running: running or degraded)", state, timeout, every=0.5)
+
+
 def podman_restart(container: str) -> None:
     """Restart the machine (the simulated Ubuntu boots its newest kernel) and wait until systemd is up."""
     subprocess.run(["podman", "restart", container], check=True, capture_output=True)
-    boot = subprocess.run(["podman", "exec", container, "timeout", "300", "systemctl", "is-system-running", "--wait"],
-                          capture_output=True, text=True)
-    assert boot.stdout.strip() in ("running", "degraded"), f"{container} did not boot: {boot.stdout} {boot.stderr}"
+    wait_booted(container)

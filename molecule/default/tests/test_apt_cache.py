@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiws_runs import wait_booted
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
@@ -81,7 +82,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         podman("run", "-d", "--name", name, "--hostname", name, "--network", "host", "--systemd", "always",
                "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", IMAGE, "/sbin/init")
     for name in names:
-        podman("exec", name, "systemctl", "is-system-running", "--wait", check=False)
+        wait_booted(name)
     yield tmp_path_factory.mktemp("fleet")
     podman("rm", "-f", *names, check=False)
 

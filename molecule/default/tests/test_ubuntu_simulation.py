@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from aiws_runs import MOK_NEW, SECURE_BOOT, archive, firmware
+from aiws_runs import MOK_NEW, SECURE_BOOT, archive, firmware, podman_restart, wait_booted
 
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 PORT = os.environ.get("AIWS_UBUNTU_ARCHIVE_PORT") or str(int(os.environ.get("AIWS_APT_MIRROR_PORT", "8100")) + 10)
@@ -63,8 +63,7 @@ def machines() -> Iterator[dict[str, str]]:
         names[role] = name
     for role, name in names.items():
         codename = MACHINES[role][1]
-        boot = podman("exec", name, "timeout", "300", "systemctl", "is-system-running", "--wait", check=False)
-        assert boot.stdout.strip() in ("running", "degraded"), f"{name} did not boot: {boot.stdout} {boot.stderr}"
+        wait_booted(name)
         sh(name, f"""
             rm -f /etc/apt/sources.list.d/ubuntu.sources
             printf 'deb {ARCHIVE} %s main restricted universe multiverse\\n' {codename} {codename}-updates {codename}-security \
@@ -150,7 +149,6 @@ def test_prebuilt_modules_and_a_kernel_update_that_brings_the_next_abis(machines
     assert "*** System restart required ***" in sh(name, "cat /var/run/reboot-required").stdout
     # The running kernel keeps its module until the machine boots the new one.
     assert sh(name, "modinfo -F vermagic nvidia").stdout.startswith(first)
-    podman("restart", name)
-    podman("exec", name, "timeout", "300", "systemctl", "is-system-running", "--wait", check=False)
+    podman_restart(name)
     assert sh(name, "cat /run/aiws-sim/booted-kernel").stdout.strip() == "5.15.0-161-generic"
     assert sh(name, "modinfo -F vermagic nvidia").stdout.startswith("5.15.0-161-generic ")

@@ -360,7 +360,7 @@ def reinstalled(tmp_path_factory: pytest.TempPathFactory):
 
 def test_reprovisioning_after_a_reinstall_keeps_users_environments(fingerprint, reinstalled) -> None:
     COUNTS["injected"] += 1
-    ar.sh(REINSTALLED, "systemctl is-system-running --wait")
+    ar.wait_booted(REINSTALLED)
     # The old host's users come back first, in the same order (as a directory service would keep them).
     for user in ("labuser", "alice", "bob"):
         uid, gid = ar.sh(HOST, f"id -u {user}; id -g {user}").stdout.split()
