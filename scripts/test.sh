@@ -27,6 +27,12 @@ yamllint --strict .
 step "ansible-lint (production profile)"
 ansible-lint --profile production
 
+step "ruff, mypy (strict on plugins/ and the aiws package)"
+ruff check .
+mypy --strict plugins aiws
+mypy tests scripts tools
+mypy molecule/default/tests  # apart: its conftest.py would clash with tests/unit's
+
 step "ansible-playbook --syntax-check / --list-tasks"
 ansible-playbook site.yml -i lab --syntax-check
 ansible-playbook site.yml -i lab --list-tasks >/dev/null

@@ -180,7 +180,7 @@ def newest_version(apt: list[str], package: str) -> tuple[str, str]:
             versions.setdefault(parts[1], where[1] if len(where) > 1 else parts[2])
     if not versions:
         raise SystemExit(f"gen_gpu_table: {package} not found in {SUITES}")
-    best = sorted(versions, key=functools.cmp_to_key(_dpkg_cmp))[-1]
+    best = max(versions, key=functools.cmp_to_key(_dpkg_cmp))
     return best, versions[best]
 
 

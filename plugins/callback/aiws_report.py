@@ -46,7 +46,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from aiws import report  # noqa: E402
+from aiws import report
 
 REPORT_ROLE = "report"
 SOURCE = "ansible-playbook"
@@ -135,7 +135,7 @@ class CallbackModule(CallbackBase):
         vm = self._variable_manager
         localhost = vm._inventory.get_host("localhost")
         templar = Templar(loader=self._report_play.get_loader(), variables=vm.get_vars(play=self._report_play, host=localhost))
-        return {name: templar.template(trust_as_template("{{ %s }}" % name)) for name in ("report_dir", "report_group")}
+        return {name: templar.template(trust_as_template(f"{{{{ {name} }}}}")) for name in ("report_dir", "report_group")}
 
     def _would_run(self) -> bool:
         """Whether the tags of this run select the report role's tasks (ansible's rule for a task with the role's tags)."""
@@ -170,7 +170,7 @@ class CallbackModule(CallbackBase):
                    "unreachable (ansible-core ends a playbook then)")
         problems = {h: report.unverified_reason(self._failures.get(h), h in self._planned, stopped)
                     for h in hosts if h not in results}
-        fleet = report.fleet_report(hosts, results, problems, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), SOURCE)
+        fleet = report.fleet_report(hosts, results, problems, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), SOURCE)
         s = fleet["summary"]
         lines = [f"aiws_report: {stopped}; the report play did not run, so this callback writes the report.",
                  f"Fleet: {s['hosts']} host(s), {s['passed']} passed, {s['failed']} failed a check, {s['unverified']} not verified"]

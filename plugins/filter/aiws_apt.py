@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -98,7 +98,7 @@ def dpkg_compare(a: str, b: str) -> int:
     return _compare_part(ua, ub) or _compare_part(ra, rb)
 
 
-_OPS = {
+_OPS: dict[str, Callable[[int], bool]] = {
     ">=": lambda c: c >= 0,
     "<=": lambda c: c <= 0,
     ">>": lambda c: c > 0,

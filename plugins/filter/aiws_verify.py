@@ -24,7 +24,6 @@ if _REPO not in sys.path:
 
 from aiws import checks, report
 
-
 _plain = report.plain
 
 

@@ -1,7 +1,7 @@
 # Copyright (c) aiws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-# ruff: noqa: E402  (imports follow the documentation blocks, ansible style)
+
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_fixture_is_reproducible_and_published_sums_match(built, tmp_path: Path)
     again = tmp_path / "again"
     subprocess.run([sys.executable, str(ROOT / "tests/fixtures/fx_anaconda.py"), "build", str(again)], check=True,
                    capture_output=True)
-    for version, item in manifest["installers"].items():
+    for item in manifest["installers"].values():
         assert (out / item["file"]).read_bytes() == (again / item["file"]).read_bytes()
         assert (out / f"{item['file']}.sha256").read_text().split()[0] == item["sha256"]
     bad = manifest["badsum"]
@@ -121,7 +121,7 @@ def test_fixture_installs_into_an_existing_prefix_with_u_and_states_its_size(bui
     empty.mkdir()
     assert sh("bash", new, "-b", "-u", "-p", empty).returncode == 0
     assert sh(empty / "bin/conda", "--version").stdout.strip() == "conda 99.1.0"
-    stated = re.search(rb'^total_installation_size_kb="(\d+)"$', new.read_bytes()[:8192], re.M)
+    stated = re.search(rb'^total_installation_size_kb="(\d+)"$', new.read_bytes()[:8192], re.MULTILINE)
     assert stated, "the header must state total_installation_size_kb"
     used = sum(f.lstat().st_size for f in empty.rglob("*") if f.is_file() and not f.is_symlink())
     assert used <= int(stated.group(1)) * 1024

@@ -24,6 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     log = www.parent / "access.log"
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
                              "--log", str(log)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     base = proc.stdout.readline().split()[1].rstrip("/")
     yield base, payload, log
     proc.terminate()

@@ -17,12 +17,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which("ansible-playbook")
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which("ansible-playbook") or "ansible-playbook"
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the role's tasks create root-owned files: run as root (make test does)"),
@@ -62,7 +63,7 @@ def recap_changed(out: str) -> int:
 
 PREFLIGHT = ROOT / "playbooks/preflight.yml"
 ACCEPT = {"anaconda_accept_terms": True}
-BAD = {
+BAD: dict[str, tuple[dict[str, Any], str]] = {
     "group-name": ({"anaconda_group": "Lab Users"}, 'anaconda_group "Lab Users" is not a valid group name'),
     "user-name": ({"anaconda_users": ["ok", "Bad Name"]}, "anaconda_users has invalid user names: Bad Name"),
     "missing-group": ({"anaconda_group": "aiws-nogroup", "anaconda_manage_group": False},
@@ -80,7 +81,7 @@ BAD = {
     "unknown-user": ({"anaconda_users": ["root", "nosuchuser-aiws"]},
                      "anaconda_users lists users that do not exist on localhost: nosuchuser-aiws"),
 }
-GOOD = {
+GOOD: dict[str, dict[str, Any]] = {
     "miniforge-without-terms": {"anaconda_flavor": "miniforge"},
     "unknown-user-created": {**ACCEPT, "anaconda_users": ["nosuchuser-aiws"], "anaconda_create_users": True},
 }
@@ -180,12 +181,12 @@ def test_install_update_keep_and_refuse_downgrade(tmp_path: Path, fixture_server
     first = run(tmp_path, playbook, settings(tmp_path, base, manifest, "2098.01-0",
                                              anaconda_installer_src=str(www / "anaconda" / old["file"])))
     assert first.returncode == 0, first.stdout[-3000:]
-    assert subprocess.run([conda, "--version"], capture_output=True, text=True).stdout.strip() == "conda 98.1.0"
+    assert subprocess.run([conda, "--version"], capture_output=True, text=True, check=False).stdout.strip() == "conda 98.1.0"
     record = json.loads((tmp_path / "facts/aiws_anaconda.fact").read_text())
     assert record["version"] == "2098.01-0" and record["sha256"] == old["sha256"]
 
     # A member's environment, which an update must keep.
-    made = subprocess.run([conda, "create", "-y", "-p", str(prefix / "envs/kept")], capture_output=True, text=True)
+    made = subprocess.run([conda, "create", "-y", "-p", str(prefix / "envs/kept")], capture_output=True, text=True, check=False)
     assert made.returncode == 0, made.stderr
     (prefix / "envs/kept/notes.txt").write_text("precious\n")
 
@@ -193,7 +194,7 @@ def test_install_update_keep_and_refuse_downgrade(tmp_path: Path, fixture_server
     second = run(tmp_path, playbook, settings(tmp_path, base, manifest, "2099.01-0"))
     assert second.returncode == 0, second.stdout[-3000:]
     assert "Run the installer in batch mode (update)" in second.stdout
-    assert subprocess.run([conda, "--version"], capture_output=True, text=True).stdout.strip() == "conda 99.1.0"
+    assert subprocess.run([conda, "--version"], capture_output=True, text=True, check=False).stdout.strip() == "conda 99.1.0"
     assert (prefix / "envs/kept/notes.txt").read_text() == "precious\n"
     history = (prefix / "conda-meta/history").read_text()
     assert history.count("==> ") == 2 and " -u\n" in history
@@ -208,17 +209,17 @@ def test_install_update_keep_and_refuse_downgrade(tmp_path: Path, fixture_server
     fourth = run(tmp_path, playbook, settings(tmp_path, base, manifest, "2098.01-0"))
     assert fourth.returncode == 2
     assert "holds anaconda 2099.01-0" in fourth.stdout and "asks for anaconda 2098.01-0" in fourth.stdout
-    assert subprocess.run([conda, "--version"], capture_output=True, text=True).stdout.strip() == "conda 99.1.0"
+    assert subprocess.run([conda, "--version"], capture_output=True, text=True, check=False).stdout.strip() == "conda 99.1.0"
 
 
 # --- half-installed, foreign and reinstalled prefixes; a filesystem too small ---------------------
 
 def conda_version(prefix: Path) -> str:
-    return subprocess.run([prefix / "bin/conda", "--version"], capture_output=True, text=True).stdout.strip()
+    return subprocess.run([prefix / "bin/conda", "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def test_interrupted_install_is_finished_and_keeps_what_is_there(tmp_path: Path, fixture_server) -> None:
-    base, www, manifest = fixture_server
+    base, _www, manifest = fixture_server
     prefix = tmp_path / "opt/anaconda3"
     new = manifest["installers"]["2099.01-0"]
     # What a run killed during the installer leaves: the role's mark, part of the payload, no
@@ -242,7 +243,7 @@ def test_interrupted_install_is_finished_and_keeps_what_is_there(tmp_path: Path,
 
 
 def test_prefix_with_files_aiws_did_not_install_is_refused(tmp_path: Path, fixture_server) -> None:
-    base, www, manifest = fixture_server
+    base, _www, manifest = fixture_server
     prefix = tmp_path / "opt/anaconda3"
     (prefix / "bin").mkdir(parents=True)
     (prefix / "bin/conda").write_text("#!/bin/sh\necho conda 1.0.0\n")
@@ -259,7 +260,7 @@ def test_prefix_with_files_aiws_did_not_install_is_refused(tmp_path: Path, fixtu
 
 
 def test_installation_is_recognised_after_the_host_is_reinstalled(tmp_path: Path, fixture_server) -> None:
-    base, www, manifest = fixture_server
+    base, _www, manifest = fixture_server
     prefix = tmp_path / "opt/anaconda3"
     playbook = life_cycle_playbook(tmp_path)
     first = run(tmp_path, playbook, settings(tmp_path, base, manifest, "2099.01-0"))
@@ -276,7 +277,7 @@ def test_installation_is_recognised_after_the_host_is_reinstalled(tmp_path: Path
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) for a private mount")
 def test_too_small_filesystem_stops_before_the_installer(tmp_path: Path, fixture_server) -> None:
-    base, www, manifest = fixture_server
+    base, _www, manifest = fixture_server
     prefix = tmp_path / "opt/anaconda3"
     prefix.mkdir(parents=True)
     inventory = write_inventory(tmp_path)

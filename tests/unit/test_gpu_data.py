@@ -197,7 +197,7 @@ def test_ansible_doc(name: str) -> None:
         env=ANSIBLE_ENV,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120, check=False,
     )
     assert run.returncode == 0, run.stderr
     assert name in run.stdout
@@ -210,7 +210,7 @@ def test_loader_neither_warns_nor_lists_helper() -> None:
         env=ANSIBLE_ENV,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120, check=False,
     )
     assert run.returncode == 0, run.stderr
     assert "nvidia_gpus" in run.stdout and "nvidia_stack" in run.stdout
@@ -263,7 +263,7 @@ def test_filters_render_in_a_playbook(tmp_path: Path) -> None:
         env=ANSIBLE_ENV,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=300, check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "failed=0" in run.stdout

@@ -116,8 +116,8 @@ def test_list_of_lines_equals_text() -> None:
     "line",
     [
         "01:00.0 0300: 10de:2684 (rev a1)",
-        '01:00.0 "VGA compatible controller [0300]" "NVIDIA Corporation [10de]" "AD102 [GeForce RTX 4090] [2684]"'
-        ' -ra1 "" ""',
+        ('01:00.0 "VGA compatible controller [0300]" "NVIDIA Corporation [10de]" "AD102 [GeForce RTX 4090] [2684]"'
+        ' -ra1 "" ""'),
         "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)\r",
         "  01:00.0 VGA compatible controller [0300]: NVIDIA Corporation Device [10de:2684]",
         "01:00.0 Display controller [0380]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)",

@@ -169,6 +169,7 @@ def test_dpkg_state_waits_for_the_process_holding_the_lock(tmp_path: Path) -> No
         "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.lockf(f, fcntl.LOCK_EX); "
         "print('locked', flush=True); time.sleep(3)"), str(lockfile)], stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"
         busy = dpkg_state(admin)
         assert busy["holder"]["pid"] == holder.pid and busy["holder"]["lock"] == str(lockfile)
@@ -208,6 +209,7 @@ def acng(tmp_path: Path):
     (www / "acng-report.html").write_text("<html>apt-cacher-ng</html>\n")
     server = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
                                "--log", str(tmp_path / "acng.log")], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
     port = int(server.stdout.readline().split()[1].rstrip("/").rsplit(":", 1)[1])
     yield port
     server.terminate()

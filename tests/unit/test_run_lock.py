@@ -120,7 +120,7 @@ def test_script_command_line(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["state"] == "taken"
     shown = subprocess.run([sys.executable, str(script), "show", "--file", str(f)], capture_output=True, text=True, check=True)
     assert json.loads(shown.stdout)["holder"]["run_id"] == "a"
-    bad = subprocess.run([sys.executable, str(script), "take", "--file", str(f)], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, str(script), "take", "--file", str(f)], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "run_id" in bad.stderr
 
 

@@ -35,7 +35,7 @@ def tasks_of(node: Any) -> list[dict[str, Any]]:
 
 
 def secret_options() -> set[str]:
-    names = set()
+    names: set[str] = set()
     for spec_file in ROLES.glob("*/meta/argument_specs.yml"):
         for entry in (yaml.safe_load(spec_file.read_text())["argument_specs"] or {}).values():
             names.update(n for n in (entry.get("options") or {}) if SECRET.search(n))

@@ -52,7 +52,7 @@ def play(*extra: str, limit: str, tags: str | None = None, playbook: str = "site
     """Run a playbook to its end; prints what ran and how long it took."""
     cmd = argv(*extra, limit=limit, tags=tags, playbook=playbook, inv=inv)
     started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout, check=False)
     print(f"{' '.join(cmd[3:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
     return run
 
@@ -76,7 +76,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 def recap(run: subprocess.CompletedProcess[str] | str, host: str) -> dict[str, int]:
     text = run if isinstance(run, str) else run.stdout
-    m = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", text, re.M)
+    m = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", text, re.MULTILINE)
     assert m, text[-3000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
 
@@ -91,7 +91,7 @@ def sh(container: str, script: str, check: bool = False, privileged: bool = Fals
 
 
 def read(container: str, path: str) -> bytes | None:
-    out = subprocess.run(["podman", "exec", container, "cat", path], capture_output=True)
+    out = subprocess.run(["podman", "exec", container, "cat", path], capture_output=True, check=False)
     return out.stdout if out.returncode == 0 else None
 
 
@@ -135,7 +135,7 @@ def wait_booted(container: str, timeout: float = 300) -> None:
     def state() -> str:
         left = max(1, int(deadline - time.monotonic()))
         run = subprocess.run(["podman", "exec", container, "timeout", str(left), "systemctl", "is-system-running", "--wait"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         return run.stdout.strip() if run.stdout.strip() in ("running", "degraded") else ""
 
     deadline = time.monotonic() + timeout

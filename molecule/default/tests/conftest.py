@@ -83,7 +83,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's types
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """xdist's scheduling by scope, the scope being the worker group (its own --dist loadgroup marks
     a test by rewriting the item's _nodeid, which pytest 9 no longer reads)."""
     from xdist.scheduler import LoadScopeScheduling
@@ -105,7 +105,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         SUMMARIES.extend(str(value) for name, value in report.user_properties if name == "aiws_summary")
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's TerminalReporter
+def pytest_terminal_summary(terminalreporter) -> None:
     for text in SUMMARIES:
         terminalreporter.write_sep("-", "aiws")
         terminalreporter.write_line(text)

@@ -30,8 +30,8 @@ from machines import machine
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
-from nvidia_gpus import nvidia_gpus  # noqa: E402
-from nvidia_stack import nvidia_stack  # noqa: E402
+from nvidia_gpus import nvidia_gpus
+from nvidia_stack import nvidia_stack
 
 META = {"aiws-ada": "nvidia-open-580", "aiws-pascal": "cuda-drivers-580"}
 PLANNED = {"aiws-ada": ["nvidia-kernel-open-dkms", "nvidia-open-580"], "aiws-pascal": ["cuda-drivers-580"]}
@@ -265,7 +265,7 @@ PASSWORD = "aiws-test-Mok-9"
 
 
 def podman(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", "exec", "-i", CYCLE_HOST, *args], input=stdin, capture_output=True, text=True)
+    return subprocess.run(["podman", "exec", "-i", CYCLE_HOST, *args], input=stdin, capture_output=True, text=True, check=False)
 
 
 def play(*extra: str, tags: str = "driver") -> subprocess.CompletedProcess[str]:
@@ -274,13 +274,13 @@ def play(*extra: str, tags: str = "driver") -> subprocess.CompletedProcess[str]:
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     cmd = ["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inventory), "--tags", tags, "--limit", CYCLE_HOST, *extra]
     started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     print(f"{' '.join(cmd[4:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
     return run
 
 
 def recap(run: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    m = re.search(rf"^{re.escape(CYCLE_HOST)}\s*:\s*(.*)$", run.stdout, re.M)
+    m = re.search(rf"^{re.escape(CYCLE_HOST)}\s*:\s*(.*)$", run.stdout, re.MULTILINE)
     assert m, run.stdout[-3000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
 

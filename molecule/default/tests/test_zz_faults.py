@@ -238,6 +238,7 @@ def installer_server(tmp_path_factory: pytest.TempPathFactory):
     server = subprocess.Popen([sys.executable, str(ar.ROOT / "tests/fixtures/serve.py"), "--root", str(www), "--port", "0",
                                "--log", str(www / "access.log"), "--truncate", f"/trunc/={len(data) // 3}"],
                               stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
     base = server.stdout.readline().split()[1].rstrip("/")
     yield base, www
     server.terminate()
@@ -337,11 +338,11 @@ def reinstalled(tmp_path_factory: pytest.TempPathFactory):
     """A fresh container from the same image, with copies of the old host's /home and /opt as volumes."""
     keep = Path(tempfile.mkdtemp(prefix="aiws-reinstall-", dir=str(CACHE)))
     copy = subprocess.run(f"podman exec {HOST} tar --acls --xattrs -cpf - /home /opt | tar --acls --xattrs -xpf - -C {keep}",
-                          shell=True, capture_output=True, text=True)
+                          shell=True, capture_output=True, text=True, check=False)
     assert copy.returncode == 0, copy.stderr
     image = subprocess.run(["podman", "inspect", "-f", "{{.ImageName}}", HOST], capture_output=True, text=True,
                            check=True).stdout.strip()
-    subprocess.run(["podman", "rm", "-f", REINSTALLED], capture_output=True)
+    subprocess.run(["podman", "rm", "-f", REINSTALLED], capture_output=True, check=False)
     subprocess.run(["podman", "run", "-d", "--name", REINSTALLED, "--hostname", "aiws-reinstalled", "--systemd=always",
                     "--network", "host", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
                     "-v", f"{keep}/home:/home", "-v", f"{keep}/opt:/opt", image, "/sbin/init"],
@@ -354,7 +355,7 @@ def reinstalled(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield inv
     finally:
-        subprocess.run(["podman", "rm", "-f", REINSTALLED], capture_output=True)
+        subprocess.run(["podman", "rm", "-f", REINSTALLED], capture_output=True, check=False)
         shutil.rmtree(keep, ignore_errors=True)
 
 

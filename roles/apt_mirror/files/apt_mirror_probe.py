@@ -29,7 +29,7 @@ def probe(name: str, base: str, codename: str, timeout: float) -> dict:
     request = urllib.request.Request(url, headers={"Range": "bytes=0-1023", "User-Agent": "aiws-apt-mirror-probe"})
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) URLs only
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             head = response.read(4096).decode("utf-8", "replace")
             result["status"] = response.status
     except urllib.error.HTTPError as err:

@@ -231,9 +231,9 @@ def apt_mirror_security_uris(entries: list[dict[str, Any]], codename: str) -> li
     return out
 
 
-_FAILED = re.compile(r"(?:Failed to fetch|^Err:\d+)\s+(\S+)", re.M)
+_FAILED = re.compile(r"(?:Failed to fetch|^Err:\d+)\s+(\S+)", re.MULTILINE)
 # A mirror answering 404 for a suite: apt prints the Err: line on stdout and only this on stderr.
-_NO_RELEASE = re.compile(r"^E: The repository '(\S+) (\S+) Release' does not have a Release file", re.M)
+_NO_RELEASE = re.compile(r"^E: The repository '(\S+) (\S+) Release' does not have a Release file", re.MULTILINE)
 
 
 def apt_mirror_failed_urls(stderr: str, render: dict[str, Any] | None = None) -> list[str]:

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                            "audit": "", "journal": 0, "interrupted": False}
     if held is None:
         audit = subprocess.run(["dpkg", f"--admindir={args.admindir}", "--audit"], capture_output=True, text=True,
-                               env=dict(os.environ, LC_ALL="C"))
+                               env=dict(os.environ, LC_ALL="C"), check=False)
         out["audit"] = (audit.stdout + audit.stderr).strip()
         updates = args.admindir / "updates"
         out["journal"] = len([e for e in updates.iterdir() if e.name.isdigit()]) if updates.is_dir() else 0
