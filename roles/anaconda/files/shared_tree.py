@@ -44,7 +44,8 @@ def main() -> int:
         reference = os.getxattr(args.prefix, ACL_DEFAULT)
     except OSError:
         reference = None
-    changed, checked, examples = 0, 0, []
+    changed, checked = 0, 0
+    examples: list[str] = []
 
     def fix(path: str, st: os.stat_result, is_dir: bool) -> None:
         nonlocal changed
@@ -74,7 +75,7 @@ def main() -> int:
             os.chown(path, -1, gid, follow_symlinks=False)
         # chown clears setgid on some systems: always set the mode after it.
         os.chmod(path, want)
-        if acl_wrong:
+        if acl_wrong and reference is not None:
             os.setxattr(path, ACL_DEFAULT, reference)
 
     for root, dirs, files in os.walk(args.prefix):

@@ -21,11 +21,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 
-def probe(name: str, base: str, codename: str, timeout: float) -> dict:
+def probe(name: str, base: str, codename: str, timeout: float) -> dict[str, Any]:
     url = base.rstrip("/") + f"/dists/{codename}/InRelease"
-    result: dict = {"name": name, "url": url, "ok": False, "seconds": None, "date": None, "reason": ""}
+    result: dict[str, Any] = {"name": name, "url": url, "ok": False, "seconds": None, "date": None, "reason": ""}
     request = urllib.request.Request(url, headers={"Range": "bytes=0-1023", "User-Agent": "aiws-apt-mirror-probe"})
     start = time.monotonic()
     try:

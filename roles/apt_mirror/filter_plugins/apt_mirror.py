@@ -106,9 +106,10 @@ def apt_mirror_sources(
         if security == "mirror":
             sec = [base]
         else:
-            sec = [_base(apt.get("ubuntu_ports_security" if ports else "ubuntu_security"))]
-            if not sec[0]:
+            official = _base(apt.get("ubuntu_ports_security" if ports else "ubuntu_security"))
+            if not official:
                 raise AptMirrorError("mirror profile names no official Ubuntu security archive")
+            sec = [official]
     else:
         base = _base(apt.get("debian"))
         if not base:
