@@ -314,8 +314,7 @@ def playbook(fleet: Fleet, inventory: Path, phase: str) -> dict[str, Any]:
     timing = work / f"{phase}.timing.json"
     env = dict(
         os.environ,
-        ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "plugins" / "callback"),
-        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks,aiws_timing",
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks,aiws.workstation.aiws_timing",
         AIWS_TIMING_FILE=str(timing),
         # Facts cached per fleet, as on a lab's controller: cold on the first run, warm on the re-run.
         ANSIBLE_CACHE_PLUGIN_CONNECTION=str(work / "facts"),

@@ -43,7 +43,7 @@ EXAMPLES = r"""
 - name: Install cuDNN unless dpkg already has the planned release
   ansible.builtin.apt:
     name: "{{ cudnn_packages }}"
-  when: cudnn_packages | aiws_apt_unmet(aiws_packages_versions) | length > 0
+  when: cudnn_packages | aiws.workstation.aiws_apt_unmet(aiws_packages_versions) | length > 0
 """
 
 RETURN = r"""

@@ -43,13 +43,13 @@ EXAMPLES = r"""
 
 - name: Classify the GPUs
   ansible.builtin.set_fact:
-    aiws_gpus: "{{ aiws_lspci.stdout | nvidia_gpus }}"
+    aiws_gpus: "{{ aiws_lspci.stdout | aiws.workstation.nvidia_gpus }}"
   # [{"slot": "0000:01:00.0", "pci_id": "10de:2684", "name": "NVIDIA GeForce RTX 4090",
   #   "arch": "ada", "compute_capability": "8.9"}]
 
 - name: Plan for GPUs that are not installed yet
   ansible.builtin.set_fact:
-    aiws_gpus: "{{ ['10de:2330'] * 8 | nvidia_gpus }}"
+    aiws_gpus: "{{ ['10de:2330'] * 8 | aiws.workstation.nvidia_gpus }}"
 """
 
 RETURN = r"""

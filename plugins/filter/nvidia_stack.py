@@ -69,7 +69,7 @@ seealso:
 EXAMPLES = r"""
 - name: Plan the stack for the detected GPUs
   ansible.builtin.set_fact:
-    aiws_stack: "{{ aiws_lspci.stdout | nvidia_gpus | nvidia_stack(distro='ubuntu' ~ ansible_distribution_version) }}"
+    aiws_stack: "{{ aiws_lspci.stdout | aiws.workstation.nvidia_gpus | aiws.workstation.nvidia_stack(distro='ubuntu' ~ ansible_distribution_version) }}"
 
 - name: Stop when the hardware cannot run CUDA 12
   ansible.builtin.assert:
@@ -78,7 +78,7 @@ EXAMPLES = r"""
 
 - name: Data-centre host, pinned toolkit
   ansible.builtin.set_fact:
-    aiws_stack: "{{ ['10de:2330'] * 8 | nvidia_gpus | nvidia_stack(cuda='12.8', server=true) }}"
+    aiws_stack: "{{ ['10de:2330'] * 8 | aiws.workstation.nvidia_gpus | aiws.workstation.nvidia_stack(cuda='12.8', server=true) }}"
 """
 
 RETURN = r"""

@@ -24,11 +24,11 @@ options:
 EXAMPLES = r"""
 - name: Who is this run
   ansible.builtin.set_fact:
-    preflight_run: "{{ lookup('aiws_run') }}"
+    preflight_run: "{{ lookup('aiws.workstation.aiws_run') }}"
 
 - name: Is the run that holds the lock still running here
   ansible.builtin.debug:
-    msg: "{{ lookup('aiws_run', holder) }}"
+    msg: "{{ lookup('aiws.workstation.aiws_run', holder) }}"
 """
 
 RETURN = r"""

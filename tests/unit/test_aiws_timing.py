@@ -60,8 +60,8 @@ def test_records_stages_tasks_and_per_host_counts(tmp_path: Path) -> None:
         "all:\n  hosts:\n    timinghost:\n      ansible_connection: local\n"
         f"      ansible_python_interpreter: {sys.executable}\n")
     out = tmp_path / "timing" / "run.json"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "plugins/callback"),
-               ANSIBLE_CALLBACKS_ENABLED="aiws_timing", AIWS_TIMING_FILE=str(out), ANSIBLE_CACHE_PLUGIN="memory",
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_CALLBACKS_ENABLED="aiws.workstation.aiws_timing", AIWS_TIMING_FILE=str(out), ANSIBLE_CACHE_PLUGIN="memory",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1")
     run = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inv.yml"), str(tmp_path / "play.yml"),
                           "-e", f"scratch={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -92,8 +92,8 @@ def test_records_stages_tasks_and_per_host_counts(tmp_path: Path) -> None:
 
 def test_writes_nothing_without_an_output_file(tmp_path: Path) -> None:
     (tmp_path / "play.yml").write_text("- name: Only | one\n  hosts: all\n  gather_facts: false\n  tasks: []\n")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "plugins/callback"),
-               ANSIBLE_CALLBACKS_ENABLED="aiws_timing", AIWS_TIMING_FILE="", ANSIBLE_CACHE_PLUGIN="memory",
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_CALLBACKS_ENABLED="aiws.workstation.aiws_timing", AIWS_TIMING_FILE="", ANSIBLE_CACHE_PLUGIN="memory",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
     run = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)

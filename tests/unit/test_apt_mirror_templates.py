@@ -21,7 +21,7 @@ from conftest import load_file
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles/apt_mirror"
 EXPECTED = Path(__file__).parent / "expected/apt"
-F = load_file("apt_mirror_filters", ROLE / "filter_plugins/apt_mirror.py")
+F = load_file("apt_mirror_filters", ROOT / "plugins/filter/apt_mirror.py")
 
 DATA = yaml.safe_load((ROOT / "data/mirrors.yml").read_text())["profiles"]
 PROFILES = ["official", "aliyun", "tuna", "ustc", "nju", "huaweicloud", "tencent"]

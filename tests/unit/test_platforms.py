@@ -59,11 +59,11 @@ def test_nvidia_stack_documents_the_platforms_as_its_choices() -> None:
 
 
 def test_apt_mirror_has_a_sources_layout_for_each_platform() -> None:
-    sys.path.insert(0, str(ROOT / "roles/apt_mirror/filter_plugins"))
+    sys.path.insert(0, str(ROOT / "plugins/filter"))
     try:
         import apt_mirror
     finally:
-        sys.path.remove(str(ROOT / "roles/apt_mirror/filter_plugins"))
+        sys.path.remove(str(ROOT / "plugins/filter"))
     assert set(apt_mirror.DISTROS) == set(PLATFORMS)
     for key, p in PLATFORMS.items():
         assert apt_mirror.DISTROS[key]["family"] == p["family"], key

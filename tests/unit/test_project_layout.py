@@ -35,11 +35,13 @@ def test_every_default_is_specified_and_prefixed(role: Path) -> None:
 
 
 def test_site_imports_every_stage_with_its_tag() -> None:
-    site = yaml.safe_load((ROOT / "site.yml").read_text())
+    assert yaml.safe_load((ROOT / "site.yml").read_text()) == [
+        {"name": "Provision the workstations, stage by stage", "ansible.builtin.import_playbook": "playbooks/site.yml"}]
+    site = yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
     imported = [item["ansible.builtin.import_playbook"] for item in site]
     tags: set[str] = set()
     for rel in imported:
-        for play in yaml.safe_load((ROOT / rel).read_text()):
+        for play in yaml.safe_load((ROOT / "playbooks" / rel).read_text()):
             for role in play.get("roles", []):
                 tags.update(role["tags"])
     assert {"preflight", "mirrors", "driver", "cuda", "cudnn", "anaconda", "pymirrors", "verify", "report"} <= tags

@@ -17,7 +17,7 @@ from conftest import load_file, serve_www
 ROOT = Path(__file__).resolve().parents[2]
 
 
-probe = load_file("aiws_url_probe", ROOT / "roles/preflight/library/aiws_url_probe.py")
+probe = load_file("aiws_url_probe", ROOT / "plugins/modules/aiws_url_probe.py")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+# The checkout as the collection aiws.workstation, as molecule.yml and ansible.cfg find it.
+COLLECTIONS_PATH = f"{ROOT / 'collections'}:~/.ansible/collections:/usr/share/ansible/collections"
 SUFFIX = "-" + (os.environ.get("AIWS_TEST_SUFFIX") or "main")
 CACHE = Path(os.environ.get("AIWS_TEST_CACHE", "/var/cache/aiws-test"))
 SECURE_BOOT = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -23,14 +25,12 @@ MOK_NEW = "MokNew-605dab50-e046-4300-abb6-3dd810dd8b23"
 
 
 def env() -> dict[str, str]:
-    """ansible-playbook's environment: molecule's settings plus the project's plugins (as molecule.yml sets them)."""
+    """ansible-playbook's environment: molecule's settings plus the project's collection (as molecule.yml sets them)."""
     return dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
-        ANSIBLE_LOOKUP_PLUGINS=str(ROOT / "plugins/lookup"),
-        ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "plugins/callback"),
-        ANSIBLE_CALLBACKS_ENABLED="aiws_report",
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
+        ANSIBLE_CALLBACKS_ENABLED="aiws.workstation.aiws_report",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
     )

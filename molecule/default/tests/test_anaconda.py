@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aiws_runs import COLLECTIONS_PATH
 
 PREFIX = "/opt/anaconda3"
 GROUP = "anaconda"
@@ -134,7 +135,7 @@ def rerun(ct):
                                 f"printf '{USER_CONDARC}' > ~/.condarc; mkdir -p ~/.config/pip; "
                                 f"printf '{USER_PIP}' > ~/.config/pip/pip.conf")
     assert made.rc == 0, made.stderr
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
                ANSIBLE_NOCOLOR="1")
     return subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "site.yml", "--tags", "anaconda,pymirrors",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiws_runs import wait_booted
+from aiws_runs import COLLECTIONS_PATH, wait_booted
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 PORT = os.environ.get("AIWS_APT_MIRROR_PORT", "8100")
@@ -65,7 +65,7 @@ def inventory(path: Path, with_cache: bool) -> Path:
 
 
 def play(inv: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_FORKS="10")
     started = time.monotonic()
     run = subprocess.run(["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inv), "--tags", "mirrors", *extra],

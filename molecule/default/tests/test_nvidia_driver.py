@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiws_runs import COLLECTIONS_PATH
 from machines import machine
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -270,7 +271,7 @@ def podman(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 def play(*extra: str, tags: str = "driver") -> subprocess.CompletedProcess[str]:
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins/filter"),
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     cmd = ["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inventory), "--tags", tags, "--limit", CYCLE_HOST, *extra]
     started = time.monotonic()

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: aiws_url_probe
 short_description: Probe the URLs a run will use, concurrently, through the host's proxy
 description:
-  - Sends one small GET (C(Range: bytes=0-0)) to each URL from the host, all at the same time, each with a
+  - Sends one small GET (header C(Range) C(bytes=0-0)) to each URL from the host, all at the same time, each with a
     short timeout, and reports every URL that does not answer with a success, with the variable or mirror
     profile that set it. Changes nothing, so it runs in check mode too.
   - URLs apt will fetch (I(via=apt)) go through apt's proxy (C(Acquire::http::Proxy), C(Acquire::https::Proxy)

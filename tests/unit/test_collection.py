@@ -1,0 +1,100 @@
+"""The repository is the collection aiws.workstation: it builds, installs, and its playbook and plugins
+work from the installed copy, outside the checkout; its version is one number everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
+
+
+def tool(name: str) -> str:
+    return shutil.which(name, path=str(BIN)) or shutil.which(name) or name
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | dict[str, str]]:
+    """Build the artifact from the checkout, then install it as a user would, from another folder."""
+    base = tmp_path_factory.mktemp("collection")
+    out, colls, elsewhere = base / "out", base / "collections", base / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "ansible.cfg").write_text("[defaults]\n")  # not the checkout's settings
+    build = subprocess.run([tool("ansible-galaxy"), "collection", "build", "--output-path", str(out)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    artifact = out / f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
+    assert artifact.is_file(), build.stdout
+    env = dict(os.environ, ANSIBLE_CONFIG=str(elsewhere / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(colls),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCAL_TEMP=str(base / "tmp"))
+    # --no-deps: ansible.posix and community.general come with the pinned ansible bundle (requirements.txt).
+    install = subprocess.run([tool("ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(colls), str(artifact)],
+                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
+    return {"artifact": artifact, "root": colls / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"],
+            "elsewhere": elsewhere, "env": env}
+
+
+def run(installed: dict, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=installed["elsewhere"], env=installed["env"], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_the_artifact_carries_the_collection_and_none_of_the_development_tree(installed: dict) -> None:
+    with tarfile.open(installed["artifact"]) as tar:
+        top = {name.split("/", 1)[0] for name in tar.getnames()}
+    # MANIFEST.json and FILES.json stand for galaxy.yml in a built collection.
+    assert {"MANIFEST.json", "FILES.json", "meta", "roles", "plugins", "playbooks", "data", "aiws",
+            "README.md", "LICENSE", "CHANGELOG.md"} <= top
+    assert not top & {".git", ".venv", ".cache", "collections", "molecule", "tests", "scripts", "tools"}, sorted(top)
+
+
+def test_the_installed_site_playbook_resolves_every_role_and_task(installed: dict) -> None:
+    inventory = installed["root"] / "inventories/lab"
+    syntax = run(installed, tool("ansible-playbook"), f"{FQCN}.site", "-i", str(inventory), "--syntax-check")
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    assert f"{installed['root']}/playbooks/site.yml" in syntax.stdout
+    listing = run(installed, tool("ansible-playbook"), f"{FQCN}.site", "-i", str(inventory), "--list-tasks")
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    for role in sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir()):
+        # the installed collection's roles, by their full names
+        assert re.search(rf"^\s+{FQCN}\.{role} : ", listing.stdout, re.MULTILINE), f"{role}'s tasks are not listed"
+    assert "[WARNING]" not in listing.stdout + listing.stderr, listing.stdout + listing.stderr
+
+
+def test_the_installed_plugins_plan_a_gpu_with_their_data(installed: dict) -> None:
+    expression = ("{{ (['10de:2684'] | aiws.workstation.nvidia_gpus"
+                  " | aiws.workstation.nvidia_stack(distro='ubuntu24.04')).driver_branch }}")
+    plan = run(installed, tool("ansible"), "localhost", "-m", "ansible.builtin.debug", "-a", f"msg={expression}")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert re.search(r'"msg": "?5[0-9]{2}', plan.stdout), plan.stdout
+    doc = run(installed, tool("ansible-doc"), "-t", "module", f"{FQCN}.aiws_url_probe")
+    assert doc.returncode == 0 and str(installed["root"]) in doc.stdout, doc.stdout + doc.stderr
+
+
+def test_one_version_everywhere() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    package = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "aiws/__init__.py").read_text(), re.MULTILINE)
+    released = re.findall(r"^## (\d+\.\d+\.\d+) — \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert package and released
+    assert GALAXY["version"] == project == package.group(1) == released[0]
+    runtime = yaml.safe_load((ROOT / "meta/runtime.yml").read_text())
+    assert runtime["requires_ansible"].startswith(">=2.19")
+
+
+def test_the_checkout_is_the_same_collection() -> None:
+    link = ROOT / "collections/ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    assert link.is_symlink() and link.resolve() == ROOT
