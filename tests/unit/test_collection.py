@@ -98,3 +98,17 @@ def test_one_version_everywhere() -> None:
 def test_the_checkout_is_the_same_collection() -> None:
     link = ROOT / "collections/ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
     assert link.is_symlink() and link.resolve() == ROOT
+
+
+def test_the_collection_installs_from_git_as_the_readme_says(installed: dict, tmp_path: Path) -> None:
+    """`ansible-galaxy collection install git+<repository>,<ref>`: here the checkout's own commit."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    colls = tmp_path / "from-git"
+    env = dict(installed["env"], ANSIBLE_COLLECTIONS_PATH=str(colls))
+    got = subprocess.run([tool("ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(colls), f"git+file://{ROOT},HEAD"],
+                         cwd=installed["elsewhere"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert got.returncode == 0, got.stdout + got.stderr
+    root = colls / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    assert (root / "playbooks/site.yml").is_file() and (root / "MANIFEST.json").is_file()
+    assert not (root / "collections").exists() and not (root / "tests").exists()
