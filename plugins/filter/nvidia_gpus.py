@@ -67,44 +67,17 @@ _value:
   elements: dictionary
 """
 
-import importlib.util
-import os
-import sys
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-
-def load_common() -> ModuleType:
-    """Load the shared helper beside this file once, under the fixed name ``_aiws_nvidia``.
-
-    Ansible imports filter files under synthetic module names, so a plain
-    ``import _aiws_nvidia`` only works when this directory is on sys.path.
-    """
-    name = "_aiws_nvidia"
-    module = sys.modules.get(name)
-    if module is None:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:  # pragma: no cover
-            raise AnsibleFilterError(f"nvidia_gpus: cannot load its helper {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception:
-            del sys.modules[name]
-            raise
-    return module
+from ansible_collections.aiws.workstation.plugins.plugin_utils import nvidia
 
 
 def nvidia_gpus(data: Any) -> list[dict[str, Any]]:
     """Return the NVIDIA GPUs found in lspci text, lspci lines or declared PCI IDs."""
-    common = load_common()
     if isinstance(data, str):
-        found: list[dict[str, Any]] = common.gpus_from_lines([data], declared_ok=False)
+        found: list[dict[str, Any]] = nvidia.gpus_from_lines([data], declared_ok=False)
         return found
     if isinstance(data, Sequence) and not isinstance(data, (bytes, bytearray)):
         for index, item in enumerate(data):
@@ -113,7 +86,7 @@ def nvidia_gpus(data: Any) -> list[dict[str, Any]]:
                     f"nvidia_gpus expects lspci text or a list of strings (lspci lines or PCI IDs such as '10de:2684');"
                     f" item {index} is {type(item).__name__}"
                 )
-        mixed: list[dict[str, Any]] = common.gpus_from_lines(data, declared_ok=True)
+        mixed: list[dict[str, Any]] = nvidia.gpus_from_lines(data, declared_ok=True)
         return mixed
     raise AnsibleFilterError(
         "nvidia_gpus expects lspci text or a list of strings (lspci lines or PCI IDs such as '10de:2684');"

@@ -146,37 +146,15 @@ _value:
       elements: str
 """
 
-import importlib.util
-import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.aiws.workstation.plugins.plugin_utils import nvidia
 
 FLAVORS = ("auto", "open", "proprietary")
-
-
-def load_common() -> ModuleType:
-    """Load the shared helper beside this file once, under the fixed name ``_aiws_nvidia``."""
-    name = "_aiws_nvidia"
-    module = sys.modules.get(name)
-    if module is None:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:  # pragma: no cover
-            raise AnsibleFilterError(f"nvidia_stack: cannot load its helper {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception:
-            del sys.modules[name]
-            raise
-    return module
 
 
 def _ver(text: str) -> tuple[int, ...]:
@@ -258,8 +236,8 @@ class Gpu:
         return f"{self.name} ({self.label}{cc}){many}"
 
 
-def _resolve(gpus: Sequence[Any], common: ModuleType, pol: dict[str, Any]) -> list[Gpu]:
-    table: dict[str, dict[str, Any]] = common.devices()
+def _resolve(gpus: Sequence[Any], pol: dict[str, Any]) -> list[Gpu]:
+    table: dict[str, dict[str, Any]] = nvidia.devices()
     arch_pol: dict[str, Any] = pol["architectures"]
     cc_cuda: dict[str, str] = pol["cuda"].get("min_cuda_for_cc") or {}
     grouped: dict[tuple[Any, ...], Gpu] = {}
@@ -397,8 +375,7 @@ def nvidia_stack(
     distro: Any = "ubuntu24.04",
 ) -> dict[str, Any]:
     """Plan driver branch, kernel-module flavour, CUDA 12 toolkit and cuDNN 9 for ``gpus``."""
-    common = load_common()
-    pol: dict[str, Any] = common.policy()
+    pol: dict[str, Any] = nvidia.policy()
     cuda_releases: dict[str, Any] = pol["cuda"]["releases"]
     cudnn_releases: dict[str, Any] = pol["cudnn"]["releases"]
     distros: dict[str, Any] = pol["distros"]
@@ -416,9 +393,9 @@ def nvidia_stack(
 
     dist: dict[str, Any] = distros[distro]
     family = dist["family"]
-    resolved = _resolve(gpus, common, pol)
+    resolved = _resolve(gpus, pol)
     total = sum(g.count for g in resolved)
-    order = list(common.ARCHITECTURES)
+    order = list(nvidia.ARCHITECTURES)
     architectures = sorted({g.arch for g in resolved}, key=lambda a: order.index(a) if a in order else len(order))
     reasons: list[str] = []
     plan: dict[str, Any] = {

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared pytest setup: make plugins/filter importable and give fixture helpers."""
+"""Shared pytest setup: make the collection and plugins/filter importable and give fixture helpers."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 FILTER_DIR = ROOT / "plugins" / "filter"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
-if str(FILTER_DIR) not in sys.path:
-    sys.path.insert(0, str(FILTER_DIR))
+# The checkout as the collection aiws.workstation (ansible_collections is a namespace package: this
+# portion joins the ansible bundle's), so the filters' own imports of its plugin_utils work here too.
+for path in (ROOT / "collections", FILTER_DIR):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 
 def read_lspci(name: str) -> str:

@@ -112,3 +112,25 @@ def test_the_collection_installs_from_git_as_the_readme_says(installed: dict, tm
     root = colls / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
     assert (root / "playbooks/site.yml").is_file() and (root / "MANIFEST.json").is_file()
     assert not (root / "collections").exists() and not (root / "tests").exists()
+
+
+def test_roles_read_the_collections_data_through_its_lookup_not_by_climbing_out() -> None:
+    climbing = [f"{path.relative_to(ROOT)}:{number}" for path in (ROOT / "roles").rglob("*.yml")
+                for number, line in enumerate(path.read_text().splitlines(), 1) if "/../" in line]
+    assert not climbing, climbing
+
+
+def test_the_data_lookup_returns_a_data_file_and_names_the_known_ones(tmp_path: Path) -> None:
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: \"{{ lookup('aiws.workstation.aiws_data', 'platforms').platforms | list }}\"\n"
+        "    - ansible.builtin.debug:\n        msg: \"{{ lookup('aiws.workstation.aiws_data', 'mirors') }}\"\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_CACHE_PLUGIN="memory",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    got = subprocess.run([tool("ansible-playbook"), "-i", "localhost,", "-c", "local", str(play)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300, check=False)
+    out = got.stdout + got.stderr
+    assert got.returncode != 0
+    assert "- ubuntu22.04" in got.stdout, out
+    assert "aiws_data: no data file 'mirors'; known: installers, mirrors, platforms" in out, out

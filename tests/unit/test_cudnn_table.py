@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_collections.aiws.workstation.plugins.plugin_utils import nvidia
 from conftest import FILTER_DIR, ROOT, load_file
-from nvidia_gpus import load_common, nvidia_gpus
+from nvidia_gpus import nvidia_gpus
 from nvidia_stack import nvidia_stack
 
 GENERATOR = ROOT / "tools" / "gen_cudnn_table.py"
@@ -170,7 +171,7 @@ def test_rtx4090_on_ubuntu2404_by_default_gets_the_newest_cudnn_for_cuda12() -> 
 
 
 def test_loader_merges_the_generated_table() -> None:
-    cudnn = load_common().policy()["cudnn"]
+    cudnn = nvidia.policy()["cudnn"]
     assert cudnn["releases"] == yaml.safe_load(TABLE.read_text(encoding="utf-8"))["releases"]
     assert cudnn["packages"][0] == "cudnn9-cuda-12" and cudnn["source"]
 

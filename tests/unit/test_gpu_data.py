@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.aiws.workstation.plugins.plugin_utils import nvidia
 from conftest import FILTER_DIR, ROOT
-from nvidia_gpus import load_common, nvidia_gpus
+from nvidia_gpus import nvidia_gpus
 from nvidia_stack import nvidia_stack
 
-common = load_common()
+common = nvidia
 TABLE: dict[str, Any] = json.loads((FILTER_DIR / "data" / "nvidia_devices.json").read_text(encoding="utf-8"))
 POLICY = common.policy()
 CUDA = POLICY["cuda"]["releases"]
@@ -132,10 +133,11 @@ def test_yaml_data_files_have_sources() -> None:
 
 
 def test_helper_is_loaded_once_and_shared() -> None:
+    import nvidia_gpus as gpus_module
     import nvidia_stack as stack_module
 
-    assert stack_module.load_common() is common
-    assert sys.modules["_aiws_nvidia"] is common
+    name = "ansible_collections.aiws.workstation.plugins.plugin_utils.nvidia"
+    assert stack_module.nvidia is gpus_module.nvidia is common is sys.modules[name]
 
 
 def test_generator_offline_on_tiny_inputs(tmp_path: Path) -> None:
@@ -214,7 +216,7 @@ def test_loader_neither_warns_nor_lists_helper() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "nvidia_gpus" in run.stdout and "nvidia_stack" in run.stdout
-    assert "_aiws_nvidia" not in run.stdout + run.stderr
+    assert "plugin_utils" not in run.stdout + run.stderr and "[WARNING]" not in run.stdout + run.stderr
 
 
 def test_filters_render_in_a_playbook(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.aiws.workstation.plugins.plugin_utils import nvidia
 from conftest import read_lspci
 from nvidia_gpus import nvidia_gpus
-from nvidia_stack import FilterModule, load_common, nvidia_stack
+from nvidia_stack import FilterModule, nvidia_stack
 
 KEYS = {
     "supported",
@@ -42,7 +43,7 @@ CURRENT = {
 
 
 # The newest cuDNN minor release of the generated table (every current one supports CUDA 12.0-12.9).
-NEWEST_CUDNN = max(load_common().policy()["cudnn"]["releases"], key=lambda v: tuple(map(int, v.split("."))))
+NEWEST_CUDNN = max(nvidia.policy()["cudnn"]["releases"], key=lambda v: tuple(map(int, v.split("."))))
 
 
 def plan(ids: list[str], **options: Any) -> dict[str, Any]:
@@ -236,7 +237,7 @@ def test_forcing_each_2026_branch_on_ubuntu(branch: int, expected: list[str] | s
 
 
 def test_every_known_branch_works_or_is_refused_with_a_reason() -> None:
-    known = load_common().policy()["known_branches"]
+    known = nvidia.policy()["known_branches"]
     for branch in known:
         for distro in ("ubuntu22.04", "ubuntu24.04", "debian12"):
             for arch, pci_id in CURRENT.items():
@@ -283,7 +284,7 @@ def test_default_stays_on_the_lts_branch_and_says_so() -> None:
 
 
 def test_branch_lifecycle_data_matches_the_architecture_limits() -> None:
-    pol = load_common().policy()
+    pol = nvidia.policy()
     info = pol["branch_lifecycle"]["info"]
     assert pol["branch_lifecycle"]["source"]
     for branch, row in info.items():

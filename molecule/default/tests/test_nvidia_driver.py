@@ -30,7 +30,7 @@ from aiws_runs import COLLECTIONS_PATH
 from machines import machine
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-sys.path.insert(0, str(ROOT / "plugins" / "filter"))
+sys.path[:0] = [str(ROOT / "collections"), str(ROOT / "plugins" / "filter")]  # as tests/unit/conftest.py
 from nvidia_gpus import nvidia_gpus
 from nvidia_stack import nvidia_stack
 

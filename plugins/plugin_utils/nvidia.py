@@ -1,13 +1,12 @@
 # Copyright (c) aiws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared code of the nvidia_gpus and nvidia_stack filters (not a filter).
+"""Shared code of the nvidia_gpus and nvidia_stack filters: the collection's plugin_utils.
 
-Loads the generated device table, the overlay and the policy lazily and once
-(``functools.cache``), parses ``lspci -nn`` text and classifies NVIDIA GPU
-functions. The filter files load this module by path under the fixed name
-``_aiws_nvidia`` (see ``load_common`` in each of them), so both filters and
-the unit tests share one instance and one cache.
+Loads the generated device table, the overlay and the policy (plugins/filter/data) lazily and once
+(``functools.cache``), parses ``lspci -nn`` text and classifies NVIDIA GPU functions. Both filters
+import it as ``ansible_collections.aiws.workstation.plugins.plugin_utils.nvidia``, so they and the
+unit tests share one instance and one cache.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 
 import yaml
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "filter", "data")
 DEVICES_FILE = os.path.join(DATA_DIR, "nvidia_devices.json")
 OVERLAY_FILE = os.path.join(DATA_DIR, "nvidia_overlay.yml")
 POLICY_FILE = os.path.join(DATA_DIR, "nvidia_policy.yml")
@@ -286,11 +285,3 @@ def gpus_from_lines(lines: Iterable[str], declared_ok: bool = True) -> list[dict
                     declared.append(describe(decl.group("did").lower(), None))
     ordered = [found[s] for s in sorted(found, key=slot_key)]
     return ordered + unplaced + declared
-
-
-class FilterModule:
-    """No filters here: ansible's loader imports every file of a filter directory
-    and warns about one without a FilterModule; this empty one keeps it quiet."""
-
-    def filters(self) -> dict[str, Any]:
-        return {}
