@@ -147,7 +147,7 @@ _value:
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,59 +365,38 @@ def _cudnn_fit(row: dict[str, Any], cuda: str, archs: set[str]) -> bool:
     return _ver(low) <= _ver(cuda) <= _ver(high) and archs <= set(row["architectures"])
 
 
-def nvidia_stack(
-    gpus: Any,
-    cuda: Any = "12",
-    driver_branch: Any = None,
-    flavor: Any = "auto",
-    server: Any = False,
-    cudnn: Any = "9",
-    distro: Any = "ubuntu24.04",
-) -> dict[str, Any]:
-    """Plan driver branch, kernel-module flavour, CUDA 12 toolkit and cuDNN 9 for ``gpus``."""
-    pol: dict[str, Any] = nvidia.policy()
-    cuda_releases: dict[str, Any] = pol["cuda"]["releases"]
-    cudnn_releases: dict[str, Any] = pol["cudnn"]["releases"]
-    distros: dict[str, Any] = pol["distros"]
+@dataclass
+class Request:
+    """The filter's options, checked: what the plan is asked for."""
 
-    if isinstance(gpus, (str, bytes)) or not isinstance(gpus, Sequence):
-        raise AnsibleFilterError(f"nvidia_stack expects the list returned by nvidia_gpus; got {type(gpus).__name__}")
-    cuda_req = _check_cuda(cuda, list(cuda_releases), str(pol["cuda"]["major"]))
-    cudnn_req = _check_cudnn(cudnn, list(cudnn_releases), str(pol["cudnn"]["major"]))
+    cuda: str
+    cudnn: str
+    branch: int | None
+    flavor: str
+    server: bool
+    distro: str
+    dist: dict[str, Any]
+
+
+def _request(
+    pol: dict[str, Any], cuda: Any, cudnn: Any, driver_branch: Any, flavor: Any, server: Any, distro: Any
+) -> Request:
+    """Check every option (in the order of the signature) and name the first bad one."""
+    cuda_req = _check_cuda(cuda, list(pol["cuda"]["releases"]), str(pol["cuda"]["major"]))
+    cudnn_req = _check_cudnn(cudnn, list(pol["cudnn"]["releases"]), str(pol["cudnn"]["major"]))
     forced = _check_branch(driver_branch, [int(b) for b in pol["known_branches"]])
     if not isinstance(flavor, str) or flavor not in FLAVORS:
         raise _fail("flavor", "one of " + ", ".join(FLAVORS), flavor)
     server_b = _check_bool("server", server)
+    distros: dict[str, Any] = pol["distros"]
     if not isinstance(distro, str) or distro not in distros:
         raise _fail("distro", "one of " + ", ".join(distros), distro)
+    return Request(cuda_req, cudnn_req, forced, flavor, server_b, distro, distros[distro])
 
-    dist: dict[str, Any] = distros[distro]
-    family = dist["family"]
-    resolved = _resolve(gpus, pol)
-    total = sum(g.count for g in resolved)
-    order = list(nvidia.ARCHITECTURES)
-    architectures = sorted({g.arch for g in resolved}, key=lambda a: order.index(a) if a in order else len(order))
-    reasons: list[str] = []
-    plan: dict[str, Any] = {
-        "supported": False,
-        "driver_branch": None,
-        "driver_flavor": None,
-        "driver_repo": None,
-        "cuda_version": None,
-        "cudnn_version": None,
-        "cuda_repo": dist["cuda_repo"],
-        "packages": {"driver": [], "cuda": [], "cudnn": []},
-        "cudnn_samples": None,
-        "ubuntu_drivers": None,
-        "apt_components": [],
-        "gpus": total,
-        "architectures": architectures,
-        "reasons": reasons,
-    }
-    if server_b and family != "ubuntu":
-        reasons.append(f"server: ignored on {distro}; -server (ERD) packages and ubuntu-drivers --gpgpu are Ubuntu's")
 
-    # --- hardware that no CUDA 12 driver can serve
+def _hardware(resolved: list[Gpu], flavor: str, reasons: list[str]) -> tuple[list[Gpu], frozenset[str], bool]:
+    """Phase 1: the GPUs a CUDA 12 driver can serve, the module flavours they all allow, and whether
+    no driver can serve them together (then with the reasons why)."""
     blocked = False
     for gpu in resolved:
         if gpu.arch == "unknown" or gpu.label == "unknown architecture":
@@ -466,64 +445,47 @@ def nvidia_stack(
                     f"flavor {flavor} cannot drive {gpu.title()}: {gpu.flavor_why}; use flavor auto or"
                     f" {'open' if flavor == 'proprietary' else 'proprietary'}"
                 )
-    if blocked:
-        return plan
+    return current, allowed, blocked
 
-    # --- CUDA releases the request, the GPUs and the CUDA repository allow
-    cuda_list = sorted(cuda_releases, key=_ver, reverse=True) if cuda_req == pol["cuda"]["major"] else [cuda_req]
+
+def _cuda_choices(pol: dict[str, Any], req: Request, current: list[Gpu], reasons: list[str]) -> list[str]:
+    """Phase 2: the CUDA releases, newest first, that the request, the GPUs and NVIDIA's repository for
+    the distribution allow; none, with the reasons why, when nothing fits."""
+    releases: dict[str, Any] = pol["cuda"]["releases"]
+    cuda_list = sorted(releases, key=_ver, reverse=True) if req.cuda == pol["cuda"]["major"] else [req.cuda]
     need_cuda = max([g.min_cuda for g in current] or ["12.0"], key=_ver)
-    repo_min = str(dist.get("cuda_min", "12.0"))
+    repo_min = str(req.dist.get("cuda_min", "12.0"))
     ok_cuda = [c for c in cuda_list if _ver(c) >= _ver(need_cuda) and _ver(c) >= _ver(repo_min)]
     if not ok_cuda:
-        if _ver(cuda_req) < _ver(need_cuda):
+        if _ver(req.cuda) < _ver(need_cuda):
             for gpu in current:
-                if _ver(gpu.min_cuda) > _ver(cuda_req):
+                if _ver(gpu.min_cuda) > _ver(req.cuda):
                     reasons.append(
-                        f"CUDA {cuda_req} cannot drive {gpu.title()}: it needs CUDA {gpu.min_cuda} or newer;"
+                        f"CUDA {req.cuda} cannot drive {gpu.title()}: it needs CUDA {gpu.min_cuda} or newer;"
                         " ask for cuda '12' or a newer 12.x"
                     )
-        if _ver(cuda_req) < _ver(repo_min):
+        if _ver(req.cuda) < _ver(repo_min):
             reasons.append(
-                f"NVIDIA's {dist['cuda_repo']} repository carries CUDA {repo_min} and newer only, so CUDA"
-                f" {cuda_req} cannot be installed on {distro}; ask for a newer 12.x or another distro"
+                f"NVIDIA's {req.dist['cuda_repo']} repository carries CUDA {repo_min} and newer only, so CUDA"
+                f" {req.cuda} cannot be installed on {req.distro}; ask for a newer 12.x or another distro"
             )
-        return plan
+    return ok_cuda
 
-    archs = {g.arch for g in current}
-    cudnn_list = sorted(cudnn_releases, key=_ver, reverse=True) if cudnn_req == pol["cudnn"]["major"] else [cudnn_req]
 
-    def pick_cudnn(cuda_ver: str) -> str | None:
-        return next((c for c in cudnn_list if _cudnn_fit(cudnn_releases[c], cuda_ver, archs)), None)
-
-    # --- no GPU: toolkit-only plan
-    if not resolved:
-        reasons.append("no NVIDIA GPU detected or declared: driver skipped")
-        if forced is not None or flavor != "auto":
-            reasons.append("driver_branch and flavor are ignored without a GPU")
-        toolkit = next((c for c in ok_cuda if pick_cudnn(c)), ok_cuda[0])
-        return _finish(
-            plan,
-            pol,
-            dist,
-            distro,
-            None,
-            None,
-            toolkit,
-            pick_cudnn(toolkit),
-            cuda_req,
-            cudnn_req,
-            server_b,
-            current,
-            reasons,
-        )
-
-    # --- driver branch
-    cands = _distro_candidates(dist, distro, forced, server_b, reasons)
-    if isinstance(cands, str):
-        reasons.append(cands)
-        return plan
-    chosen: Candidate | None = None
-    chosen_cuda: str | None = None
+def _choose_branch(
+    pol: dict[str, Any],
+    req: Request,
+    cands: list[Candidate],
+    current: list[Gpu],
+    allowed: frozenset[str],
+    ok_cuda: list[str],
+    pick_cudnn: Callable[[str], str | None],
+    reasons: list[str],
+) -> tuple[Candidate, str] | None:
+    """Phase 3: the first candidate branch every GPU, the flavour and a CUDA release accept, with the
+    toolkit it gets (the newest that also has a cuDNN); None, with each candidate's blockers, if none."""
+    releases: dict[str, Any] = pol["cuda"]["releases"]
+    chosen: tuple[Candidate, str] | None = None
     for cand in cands:
         b = cand.branch
         for check in (cand.requested, cand.branch):
@@ -535,57 +497,63 @@ def nvidia_stack(
                         f"{gpu.title()} is supported up to the {gpu.max_branch} branch only"
                         f" (NVIDIA's last branch for {gpu.label})"
                     )
-        usable = allowed & cand.flavors if flavor == "auto" else frozenset({flavor}) & cand.flavors
+        usable = allowed & cand.flavors if req.flavor == "auto" else frozenset({req.flavor}) & cand.flavors
         if not usable:
-            wanted = " or ".join(sorted(allowed if flavor == "auto" else {flavor}))
+            wanted = " or ".join(sorted(allowed if req.flavor == "auto" else {req.flavor}))
             cand.blockers.append(
-                f"{distro} packages only the {' and '.join(sorted(cand.flavors)) or 'no'} kernel modules of the {b}"
-                f" branch{' for -server' if server_b else ''} ({cand.note}), and the plan needs {wanted}"
+                f"{req.distro} packages only the {' and '.join(sorted(cand.flavors)) or 'no'} kernel modules of the {b}"
+                f" branch{' for -server' if req.server else ''} ({cand.note}), and the plan needs {wanted}"
             )
-        fits = [c for c in ok_cuda if int(cuda_releases[c]["min_branch"]) <= b]
+        fits = [c for c in ok_cuda if int(releases[c]["min_branch"]) <= b]
         if not fits:
             cand.blockers.append(
-                f"CUDA {ok_cuda[-1] if cuda_req == pol['cuda']['major'] else cuda_req} needs driver"
-                f" {cuda_releases[ok_cuda[-1]]['min_branch']} or newer"
+                f"CUDA {ok_cuda[-1] if req.cuda == pol['cuda']['major'] else req.cuda} needs driver"
+                f" {releases[ok_cuda[-1]]['min_branch']} or newer"
             )
         cand.blockers = list(dict.fromkeys(cand.blockers))
         if not cand.blockers:
-            chosen = cand
             with_cudnn = [c for c in fits if pick_cudnn(c)]
-            chosen_cuda = (with_cudnn or fits)[0]
+            chosen = (cand, (with_cudnn or fits)[0])
             break
-    if chosen is None or chosen_cuda is None:
+    if chosen is None:
         for cand in cands:
-            where = "NVIDIA's CUDA repository" if cand.repo == "cuda" else f"{distro}'s archive"
+            where = "NVIDIA's CUDA repository" if cand.repo == "cuda" else f"{req.distro}'s archive"
             what = f"driver {cand.branch} ({where})"
             if cand.requested != cand.branch:
                 what = f"driver_branch {cand.requested} (installs {cand.branch} from {where})"
             reasons.append(f"{what} cannot be used: {'; '.join(cand.blockers)}")
-        if forced is not None:
+        if req.branch is not None:
             reasons.append("drop driver_branch to let the filter choose a branch that fits")
-        return plan
+        return None
+    branch = chosen[0]
     for cand in cands:
-        if cand is chosen:
+        if cand is branch:
             break
         reasons.append(
-            f"{distro}'s own driver {cand.branch} is not enough: {'; '.join(cand.blockers)}; using driver"
-            f" {chosen.branch} from NVIDIA's CUDA repository ({dist['cuda_repo']}) instead"
+            f"{req.distro}'s own driver {cand.branch} is not enough: {'; '.join(cand.blockers)}; using driver"
+            f" {branch.branch} from NVIDIA's CUDA repository ({req.dist['cuda_repo']}) instead"
         )
-    why = "forced by driver_branch" if forced is not None else "the preferred branch that serves every GPU"
-    note = f" ({chosen.note})" if chosen.note else ""
+    why = "forced by driver_branch" if req.branch is not None else "the preferred branch that serves every GPU"
+    note = f" ({branch.note})" if branch.note else ""
     reasons.append(
-        f"driver branch {chosen.branch}{note}: {why}; it supports CUDA up to"
-        f" {max((c for c in cuda_releases if int(cuda_releases[c]['min_branch']) <= chosen.branch), key=_ver)}"
+        f"driver branch {branch.branch}{note}: {why}; it supports CUDA up to"
+        f" {max((c for c in releases if int(releases[c]['min_branch']) <= branch.branch), key=_ver)}"
         + (f"; GPUs need at least {max(g.min_branch for g in current)}" if current else "")
     )
+    return chosen
 
-    # --- flavour (among those the GPUs support and the distribution packages for the branch)
+
+def _choose_flavor(
+    pol: dict[str, Any], req: Request, chosen: Candidate, allowed: frozenset[str], current: list[Gpu], reasons: list[str]
+) -> str:
+    """Phase 4: open or proprietary kernel modules, among those the GPUs support and the distribution
+    packages for the branch, with NVIDIA's default for the branch and a warning where open was early."""
     allowed &= chosen.flavors
-    only = f"the only ones {distro} packages for the {chosen.branch} branch{' (-server)' if server_b else ''}"
+    only = f"the only ones {req.distro} packages for the {chosen.branch} branch{' (-server)' if req.server else ''}"
     default_from = int(pol["open_modules"]["default_from"])
-    if flavor != "auto":
-        chosen_flavor = flavor
-        reasons.append(f"{flavor} kernel modules: forced by flavor")
+    if req.flavor != "auto":
+        chosen_flavor = req.flavor
+        reasons.append(f"{req.flavor} kernel modules: forced by flavor")
     elif "open" in allowed and (chosen.branch >= default_from or "proprietary" not in allowed):
         chosen_flavor = "open"
         if "proprietary" not in allowed:
@@ -616,21 +584,84 @@ def nvidia_stack(
                 f"warning: open kernel modules on GeForce/workstation GPUs ({', '.join(geforce)}) were {stage}"
                 f" quality in the {chosen.branch} branch{extra}; they are supported from {default_from}"
             )
-    return _finish(
-        plan,
-        pol,
-        dist,
-        distro,
-        chosen,
-        chosen_flavor,
-        chosen_cuda,
-        pick_cudnn(chosen_cuda),
-        cuda_req,
-        cudnn_req,
-        server_b,
-        current,
-        reasons,
+    return chosen_flavor
+
+
+def nvidia_stack(
+    gpus: Any,
+    cuda: Any = "12",
+    driver_branch: Any = None,
+    flavor: Any = "auto",
+    server: Any = False,
+    cudnn: Any = "9",
+    distro: Any = "ubuntu24.04",
+) -> dict[str, Any]:
+    """Plan driver branch, kernel-module flavour, CUDA 12 toolkit and cuDNN 9 for ``gpus``: the options
+    checked, then the hardware, CUDA, the driver branch and the module flavour in turn (each phase adds
+    its reasons; a phase that finds nothing ends the plan unsupported), then the packages."""
+    pol: dict[str, Any] = nvidia.policy()
+    if isinstance(gpus, (str, bytes)) or not isinstance(gpus, Sequence):
+        raise AnsibleFilterError(f"nvidia_stack expects the list returned by nvidia_gpus; got {type(gpus).__name__}")
+    req = _request(pol, cuda, cudnn, driver_branch, flavor, server, distro)
+    resolved = _resolve(gpus, pol)
+    order = list(nvidia.ARCHITECTURES)
+    reasons: list[str] = []
+    plan: dict[str, Any] = {
+        "supported": False,
+        "driver_branch": None,
+        "driver_flavor": None,
+        "driver_repo": None,
+        "cuda_version": None,
+        "cudnn_version": None,
+        "cuda_repo": req.dist["cuda_repo"],
+        "packages": {"driver": [], "cuda": [], "cudnn": []},
+        "cudnn_samples": None,
+        "ubuntu_drivers": None,
+        "apt_components": [],
+        "gpus": sum(g.count for g in resolved),
+        "architectures": sorted({g.arch for g in resolved}, key=lambda a: order.index(a) if a in order else len(order)),
+        "reasons": reasons,
+    }
+    if req.server and req.dist["family"] != "ubuntu":
+        reasons.append(
+            f"server: ignored on {req.distro}; -server (ERD) packages and ubuntu-drivers --gpgpu are Ubuntu's"
+        )
+
+    current, allowed, blocked = _hardware(resolved, req.flavor, reasons)
+    if blocked:
+        return plan
+    ok_cuda = _cuda_choices(pol, req, current, reasons)
+    if not ok_cuda:
+        return plan
+
+    cudnn_releases: dict[str, Any] = pol["cudnn"]["releases"]
+    archs = {g.arch for g in current}
+    cudnn_list = (
+        sorted(cudnn_releases, key=_ver, reverse=True) if req.cudnn == pol["cudnn"]["major"] else [req.cudnn]
     )
+
+    def pick_cudnn(cuda_ver: str) -> str | None:
+        return next((c for c in cudnn_list if _cudnn_fit(cudnn_releases[c], cuda_ver, archs)), None)
+
+    if not resolved:  # no GPU: a toolkit-only plan
+        reasons.append("no NVIDIA GPU detected or declared: driver skipped")
+        if req.branch is not None or req.flavor != "auto":
+            reasons.append("driver_branch and flavor are ignored without a GPU")
+        toolkit = next((c for c in ok_cuda if pick_cudnn(c)), ok_cuda[0])
+        return _finish(plan, pol, req.dist, req.distro, None, None, toolkit, pick_cudnn(toolkit), req.cuda, req.cudnn,
+                       req.server, current, reasons)
+
+    cands = _distro_candidates(req.dist, req.distro, req.branch, req.server, reasons)
+    if isinstance(cands, str):
+        reasons.append(cands)
+        return plan
+    chosen = _choose_branch(pol, req, cands, current, allowed, ok_cuda, pick_cudnn, reasons)
+    if chosen is None:
+        return plan
+    branch, toolkit = chosen
+    chosen_flavor = _choose_flavor(pol, req, branch, allowed, current, reasons)
+    return _finish(plan, pol, req.dist, req.distro, branch, chosen_flavor, toolkit, pick_cudnn(toolkit), req.cuda,
+                   req.cudnn, req.server, current, reasons)
 
 
 def _finish(
