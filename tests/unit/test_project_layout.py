@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,22 @@ def test_readme_documents_every_role_variable() -> None:
         if f"`{name}`" not in readme
     ]
     assert not missing, "README's variable reference lacks " + ", ".join(missing)
+
+
+def test_pre_commit_runs_the_lint_and_type_checks_of_make_test() -> None:
+    """Each local hook is one of scripts/test.sh's lint commands (or, for mypy, all three of them)."""
+    hooks = {hook["id"]: hook for repo in load(ROOT / ".pre-commit-config.yaml")["repos"] for hook in repo["hooks"]}
+    script = [line.split("#")[0].strip() for line in (ROOT / "scripts/test.sh").read_text().splitlines()]
+    commands = [line for line in script if line.split(" ")[0] in ("yamllint", "ansible-lint", "ruff", "mypy")]
+    assert set(hooks) == {"yamllint", "ansible-lint", "ruff", "mypy"}
+    entries = " && ".join(hook["entry"].removeprefix("bash -c ").strip("'") for hook in hooks.values())
+    for command in commands:
+        assert f".venv/bin/{command}" in entries, f"no pre-commit hook runs `{command}`"
+    assert all(hook["language"] == "system" for hook in hooks.values()), "hooks run the pinned tools of .venv"
+
+
+def test_pre_commit_accepts_its_configuration() -> None:
+    pre_commit = Path(sys.executable).parent / "pre-commit"
+    run = subprocess.run([str(pre_commit), "validate-config", ".pre-commit-config.yaml"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
