@@ -134,3 +134,28 @@ def test_the_data_lookup_returns_a_data_file_and_names_the_known_ones(tmp_path: 
     assert got.returncode != 0
     assert "- ubuntu22.04" in got.stdout, out
     assert "aiws_data: no data file 'mirors'; known: installers, mirrors, platforms" in out, out
+
+
+def _project_filters() -> set[str]:
+    """Every filter the collection's plugins define (their FilterModule), by short name."""
+    names: set[str] = set()
+    for path in (ROOT / "plugins/filter").glob("*.py"):
+        text = path.read_text()
+        block = text[text.find("def filters(self)"):]
+        names |= set(re.findall(r'"([a-z_]+)":', block))
+    return names
+
+
+def test_every_use_of_a_project_filter_names_it_in_full() -> None:
+    """Roles, playbooks and the scenario call the collection's filters as aiws.workstation.<name>, as
+    where the collection is installed; a short name only works while plugins/filter is configured."""
+    names = _project_filters()
+    assert {"nvidia_stack", "apt_mirror_sources", "apt_mirror_manifest_entry", "aiws_apt_unmet"} <= names
+    bare = re.compile(r"(?:\|\s*|\b(?:map|select|reject)\(\s*['\"])(" + "|".join(sorted(names)) + r")\b")
+    short = []
+    for pattern in ("roles/**/*.yml", "roles/**/*.j2", "playbooks/*.yml", "*.yml", "molecule/default/*.yml",
+                    "molecule/default/group_vars/**/*.yml", "inventories/**/*.yml"):
+        for path in ROOT.glob(pattern):
+            text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+            short += [f"{path.relative_to(ROOT)}: {m.group(1)}" for m in bare.finditer(text)]
+    assert not short, short
