@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+import apt_mirror  # plugins/filter is on sys.path (tests/unit/conftest.py)
+import nvidia_stack
 import pytest
 import yaml
 
@@ -45,11 +46,6 @@ def test_the_plans_policy_knows_each_platform_with_its_family() -> None:
 
 
 def test_nvidia_stack_documents_the_platforms_as_its_choices() -> None:
-    sys.path.insert(0, str(ROOT / "plugins/filter"))
-    try:
-        import nvidia_stack
-    finally:
-        sys.path.remove(str(ROOT / "plugins/filter"))
     doc = yaml.safe_load(nvidia_stack.DOCUMENTATION)
     options = {name: spec for name, spec in doc["options"].items() if "choices" in spec}
     with_platforms = {name: spec["choices"] for name, spec in options.items() if set(spec["choices"]) & set(PLATFORMS)}
@@ -59,11 +55,6 @@ def test_nvidia_stack_documents_the_platforms_as_its_choices() -> None:
 
 
 def test_apt_mirror_has_a_sources_layout_for_each_platform() -> None:
-    sys.path.insert(0, str(ROOT / "plugins/filter"))
-    try:
-        import apt_mirror
-    finally:
-        sys.path.remove(str(ROOT / "plugins/filter"))
     assert set(apt_mirror.DISTROS) == set(PLATFORMS)
     for key, p in PLATFORMS.items():
         assert apt_mirror.DISTROS[key]["family"] == p["family"], key
