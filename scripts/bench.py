@@ -67,7 +67,9 @@ rm -rf /var/lib/apt/lists/* /tmp/aiws-bench.list
 mkdir -p /var/lib/apt/lists/partial
 """
 
-MIRROR_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d+|-) (?P<bytes>\d+|-)\s*$')
+MIRROR_LINE = re.compile(
+    r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d+|-) (?P<bytes>\d+|-)(?: "(?P<agent>[^"]*)")?\s*$'
+)
 
 
 # -- small helpers ----------------------------------------------------------------------------

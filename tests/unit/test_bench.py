@@ -30,7 +30,7 @@ def test_mirror_log_bytes() -> None:
         '25/Nov/2026 17:24:00 "HEAD /debian/dists/bookworm/Release HTTP/1.1" 200 0',
         "25/Nov/2026 17:24:00 code 404, message Not Found",
         '25/Nov/2026 17:24:00 "GET /debian/nonexist HTTP/1.1" 404 0',
-        '25/Nov/2026 17:24:01 "GET /debian/pool/main/h/hello/hello_2.10-3_amd64.deb HTTP/1.1" 200 53000',
+        '25/Nov/2026 17:24:01 "GET /debian/pool/main/h/hello/hello_2.10-3_amd64.deb HTTP/1.1" 200 53000 "Apt-Cacher-NG/3.7.4"',
         '25/Nov/2026 17:24:01 "GET /debian/old-format HTTP/1.1" 200 -',  # before the proxy logged bytes
     ]
     assert bench.mirror_bytes("\n".join(lines)) == {"requests": 5, "bytes": 149266 + 53000}

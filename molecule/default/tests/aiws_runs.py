@@ -1,5 +1,6 @@
 """Helpers for the tests that run the real site.yml again against the converged containers
-(test_apt_mirror.py's cycles, test_zy_ubuntu_driver.py, test_zz_faults.py): ansible-playbook with the
+(test_apt_mirror.py's cycles, the driver, Anaconda and apt cache re-runs, test_zy_ubuntu_driver.py,
+test_zz_faults.py): ansible-playbook with the
 project's plugins and molecule's inventory, the play recap, files read through podman, the simulated
 Ubuntu archive's switches and each machine's EFI variables."""
 
@@ -24,8 +25,9 @@ SECURE_BOOT = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 MOK_NEW = "MokNew-605dab50-e046-4300-abb6-3dd810dd8b23"
 
 
-def env() -> dict[str, str]:
-    """ansible-playbook's environment: molecule's settings plus the project's collection (as molecule.yml sets them)."""
+def env(**extra: str) -> dict[str, str]:
+    """ansible-playbook's environment: molecule's settings plus the project's collection (as molecule.yml
+    sets them), and any further ANSIBLE_* settings a test needs (ANSIBLE_FORKS for a fleet)."""
     return dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
@@ -33,6 +35,7 @@ def env() -> dict[str, str]:
         ANSIBLE_CALLBACKS_ENABLED="aiws.workstation.aiws_report",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
+        **extra,
     )
 
 
@@ -40,19 +43,24 @@ def inventory() -> Path:
     return Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
 
 
-def argv(*extra: str, limit: str, tags: str | None = None, playbook: str = "site.yml", inv: Path | None = None) -> list[str]:
-    cmd = ["ansible-playbook", str(ROOT / playbook), "-i", str(inv or inventory()), "--limit", limit]
+def argv(*extra: str, limit: str | None, tags: str | None = None, playbook: str = "site.yml",
+         inv: Path | None = None) -> list[str]:
+    """The command line; limit=None runs on every host of the inventory (a fleet of the test's own)."""
+    cmd = ["ansible-playbook", str(ROOT / playbook), "-i", str(inv or inventory())]
+    if limit is not None:
+        cmd += ["--limit", limit]
     if tags:
         cmd += ["--tags", tags]
     return cmd + list(extra)
 
 
-def play(*extra: str, limit: str, tags: str | None = None, playbook: str = "site.yml", inv: Path | None = None,
-         timeout: int = 1800) -> subprocess.CompletedProcess[str]:
+def play(*extra: str, limit: str | None, tags: str | None = None, playbook: str = "site.yml", inv: Path | None = None,
+         timeout: int = 1800, forks: int | None = None) -> subprocess.CompletedProcess[str]:
     """Run a playbook to its end; prints what ran and how long it took."""
     cmd = argv(*extra, limit=limit, tags=tags, playbook=playbook, inv=inv)
+    settings = env(ANSIBLE_FORKS=str(forks)) if forks else env()
     started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout, check=False)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=settings, cwd=ROOT, timeout=timeout, check=False)
     print(f"{' '.join(cmd[3:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
     return run
 
