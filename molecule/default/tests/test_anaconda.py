@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
+import aiws_runs as ar
 import pytest
-from aiws_runs import COLLECTIONS_PATH
 
 PREFIX = "/opt/anaconda3"
 GROUP = "anaconda"
-ROOT = Path(__file__).resolve().parents[3]
 # A member's own configuration, which the roles must never touch (and whose default_channels the
 # system file's #!final overrides).
 USER_CONDARC = "channels:\\n  - alice-own\\ndefault_channels:\\n  - https://elsewhere.example/pkgs/main\\n"
@@ -135,13 +133,7 @@ def rerun(ct):
                                 f"printf '{USER_CONDARC}' > ~/.condarc; mkdir -p ~/.config/pip; "
                                 f"printf '{USER_PIP}' > ~/.config/pip/pip.conf")
     assert made.rc == 0, made.stderr
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
-               ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "site.yml", "--tags", "anaconda,pymirrors",
-         "--limit", ct.backend.name],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )
+    return ar.play(limit=ct.backend.name, tags="anaconda,pymirrors", timeout=900)
 
 
 def test_rerun_keeps_member_environments(ct, rerun) -> None:

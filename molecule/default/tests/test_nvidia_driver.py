@@ -22,11 +22,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import aiws_runs as ar
 import pytest
-from aiws_runs import COLLECTIONS_PATH
 from machines import machine
 
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -270,14 +269,7 @@ def podman(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 
 def play(*extra: str, tags: str = "driver") -> subprocess.CompletedProcess[str]:
-    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    cmd = ["ansible-playbook", str(ROOT / "site.yml"), "-i", str(inventory), "--tags", tags, "--limit", CYCLE_HOST, *extra]
-    started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    print(f"{' '.join(cmd[4:])}: rc={run.returncode} in {time.monotonic() - started:.0f}s")
-    return run
+    return ar.play(*extra, limit=CYCLE_HOST, tags=tags)
 
 
 def recap(run: subprocess.CompletedProcess[str]) -> dict[str, int]:
