@@ -24,7 +24,8 @@ POLICY = common.policy()
 CUDA = POLICY["cuda"]["releases"]
 CUDNN = POLICY["cudnn"]["releases"]
 BIN = Path(sys.executable).parent
-ANSIBLE_ENV = {**os.environ, "ANSIBLE_FILTER_PLUGINS": str(FILTER_DIR), "ANSIBLE_NOCOLOR": "1"}
+# From the checkout, ansible.cfg finds the collection (collections/); the filters go by their full names.
+ANSIBLE_ENV = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
 
 
 def driver_devices() -> list[str]:
@@ -194,7 +195,7 @@ def _ansible(tool: str) -> str:
 @pytest.mark.parametrize("name", ["nvidia_gpus", "nvidia_stack"])
 def test_ansible_doc(name: str) -> None:
     run = subprocess.run(
-        [_ansible("ansible-doc"), "-t", "filter", name],
+        [_ansible("ansible-doc"), "-t", "filter", f"aiws.workstation.{name}"],
         cwd=ROOT,
         env=ANSIBLE_ENV,
         capture_output=True,
@@ -207,7 +208,7 @@ def test_ansible_doc(name: str) -> None:
 
 def test_loader_neither_warns_nor_lists_helper() -> None:
     run = subprocess.run(
-        [_ansible("ansible-doc"), "-t", "filter", "-l"],
+        [_ansible("ansible-doc"), "-t", "filter", "-l", "aiws.workstation"],
         cwd=ROOT,
         env=ANSIBLE_ENV,
         capture_output=True,
@@ -215,7 +216,7 @@ def test_loader_neither_warns_nor_lists_helper() -> None:
         timeout=120, check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert "nvidia_gpus" in run.stdout and "nvidia_stack" in run.stdout
+    assert "aiws.workstation.nvidia_gpus" in run.stdout and "aiws.workstation.nvidia_stack" in run.stdout
     assert "plugin_utils" not in run.stdout + run.stderr and "[WARNING]" not in run.stdout + run.stderr
 
 
@@ -235,8 +236,8 @@ def test_filters_render_in_a_playbook(tmp_path: Path) -> None:
   tasks:
     - name: Plan
       ansible.builtin.set_fact:
-        stack: "{{{{ lspci_text | nvidia_gpus | nvidia_stack(server=true, cuda='12.8') }}}}"
-        declared: "{{{{ ['10de:2b85'] | nvidia_gpus | map(attribute='arch') | list }}}}"
+        stack: "{{{{ lspci_text | aiws.workstation.nvidia_gpus | aiws.workstation.nvidia_stack(server=true, cuda='12.8') }}}}"
+        declared: "{{{{ ['10de:2b85'] | aiws.workstation.nvidia_gpus | map(attribute='arch') | list }}}}"
     - name: Check
       ansible.builtin.assert:
         that:
@@ -248,7 +249,7 @@ def test_filters_render_in_a_playbook(tmp_path: Path) -> None:
           - declared == ['blackwell']
     - name: Bad option fails with a clear message
       ansible.builtin.debug:
-        msg: "{{{{ [] | nvidia_stack(cuda='11.8') }}}}"
+        msg: "{{{{ [] | aiws.workstation.nvidia_stack(cuda='11.8') }}}}"
       register: bad
       ignore_errors: true
     - name: Check the failure
