@@ -22,9 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aiws import report as fleet
+from ansible.plugins.loader import init_plugin_loader
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The report is the collection's shared code (plugins/plugin_utils/report.py), imported through
+# ansible's own collection loader: a checkout finds itself as aiws.workstation through collections/,
+# an installed collection through the configured collections paths.
+init_plugin_loader([str(REPO / "collections")] if (REPO / "collections").is_dir() else None)
+import ansible_collections.aiws.workstation.plugins.plugin_utils.report as fleet
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -29,7 +29,8 @@ ansible-lint --profile production
 
 step "ruff, mypy (strict on the plugins, the roles' Python and the aiws package)"
 ruff check .
-mypy --strict plugins aiws roles/*/files/*.py
+mypy --strict -p ansible_collections.aiws.workstation.plugins
+mypy --strict aiws roles/*/files/*.py
 mypy tests scripts tools
 mypy molecule/default/tests  # apart: its conftest.py would clash with tests/unit's
 

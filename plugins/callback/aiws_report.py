@@ -17,7 +17,7 @@ description:
     the report play at the end of C(site.yml) and C(verify.yml) never runs then. When the playbook
     has a report play (a play running the C(report) role) that did not start, and the tags would
     have run it, this callback writes the same report at the end of the run from what it noted
-    (verification results, which hosts had a plan, each failure), with C(aiws.report).
+    (verification results, which hosts had a plan, each failure), with the collection's plugin_utils.report.
   - ansible-playbook still exits non-zero in that case (hosts failed); under C(--check) the
     report is only shown, as the report role does.
 version_added: "0.1.0"
@@ -26,7 +26,6 @@ requirements:
 """
 
 import datetime as dt
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,11 +41,7 @@ except ImportError:  # pragma: no cover - older ansible-core
     def trust_as_template(value: Any) -> Any:
         return value
 
-_REPO = str(Path(__file__).resolve().parents[2])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
-from aiws import report
+from ansible_collections.aiws.workstation.plugins.plugin_utils import report
 
 REPORT_ROLE = "report"
 SOURCE = "ansible-playbook"

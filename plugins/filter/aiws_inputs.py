@@ -1,7 +1,7 @@
 # Copyright (c) aiws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Input checks for preflight and the roles' tasks/assert.yml: thin wrappers around `aiws.inputs`.
+"""Input checks for preflight and the roles' tasks/assert.yml: thin wrappers around the collection's `plugin_utils.inputs`.
 
 Each returns a list of messages, one per problem and each naming the variable (empty: all good),
 so an assert reports only what failed:
@@ -26,18 +26,11 @@ A value of the wrong kind raises AnsibleFilterError naming the filter and the va
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-_REPO = str(Path(__file__).resolve().parents[2])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
-from aiws import inputs, report
+from ansible_collections.aiws.workstation.plugins.plugin_utils import inputs, report
 
 _plain = report.plain
 

@@ -3,26 +3,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters for roles/verify and roles/report: thin wrappers around the `aiws` package at the repository root.
 
-aiws_verify_todo(plan, facts, pci_gpus, options)  which probes to run on a host, and why not (aiws.checks.plan_probes)
-aiws_verify_judge(probe)                          the host's checks and summary (aiws.checks.judge)
+aiws_verify_todo(plan, facts, pci_gpus, options)  which probes to run on a host, and why not (plugin_utils.checks.plan_probes)
+aiws_verify_judge(probe)                          the host's checks and summary (plugin_utils.checks.judge)
 aiws_fleet_report(hosts, hostvars, generated, source, others)
                                                   the fleet report from every host's verify_result, or the stage and
-                                                  error that stopped it (aiws_failure; aiws.report)
+                                                  error that stopped it (aiws_failure; plugin_utils.report)
 aiws_report_render(report, format)                the report as json, markdown or html text
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-_REPO = str(Path(__file__).resolve().parents[2])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
-from aiws import checks, report
+from ansible_collections.aiws.workstation.plugins.plugin_utils import checks, report
 
 _plain = report.plain
 

@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_collections.aiws.workstation.plugins.plugin_utils import inputs
 from conftest import serve_www
-
-from aiws import inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")

@@ -1,4 +1,4 @@
-"""aiws.inputs, behind the aiws_*_errors and aiws_unknown_vars filters: each problem one message naming the variable."""
+"""plugin_utils.inputs, behind the aiws_*_errors and aiws_unknown_vars filters: each problem one message naming the variable."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from aiws import inputs
+from ansible_collections.aiws.workstation.plugins.plugin_utils import inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRRORS = yaml.safe_load((ROOT / "data/mirrors.yml").read_text())

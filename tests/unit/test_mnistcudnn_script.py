@@ -14,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ansible_collections.aiws.workstation.plugins.plugin_utils import checks, parsers
 from conftest import ROOT
-
-from aiws import checks, parsers
 
 SCRIPT = ROOT / "roles" / "verify" / "files" / "mnistcudnn.sh"
 PROGRAM = r"""

@@ -1,4 +1,4 @@
-"""aiws.report (fleet report) and the report filters the report role uses."""
+"""plugin_utils.report (the fleet report) and the report filters the report role uses."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 from aiws_verify import FilterModule  # plugins/filter is on pytest's pythonpath
-
-from aiws import checks, report
+from ansible_collections.aiws.workstation.plugins.plugin_utils import checks, report
 
 GEN = "2026-11-22"
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from aiws import checks, report
+from ansible_collections.aiws.workstation.plugins.plugin_utils import checks, report
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [

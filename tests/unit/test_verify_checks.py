@@ -1,4 +1,4 @@
-"""aiws.checks: recorded outputs in, checks with statuses and hints out."""
+"""plugin_utils.checks: recorded outputs in, checks with statuses and hints out."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from aiws import checks
+from ansible_collections.aiws.workstation.plugins.plugin_utils import checks
 
 FIX = Path(__file__).parent / "fixtures" / "verify"
 

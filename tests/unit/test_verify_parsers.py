@@ -1,4 +1,4 @@
-"""aiws.parsers against recorded command output (tests/unit/fixtures/verify, sources in its README)."""
+"""plugin_utils.parsers against recorded command output (tests/unit/fixtures/verify, sources in its README)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from aiws import parsers
+from ansible_collections.aiws.workstation.plugins.plugin_utils import parsers
 
 FIX = Path(__file__).parent / "fixtures" / "verify"
 

@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from aiws import parsers
+from ansible_collections.aiws.workstation.plugins.plugin_utils import parsers
 
 SCHEMA = 1
 STATUSES = ("pass", "fail", "skip")

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # plugins/plugin_utils/inputs.py -> the collection root
 PROJECT_PREFIX = "aiws_"
 
 # Task keywords and modules whose names become host variables while a run goes on.
