@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "nvidia-cudnn-cu12"
@@ -56,10 +57,6 @@ LINUX_X86_64_RE = re.compile(r"-manylinux[0-9_a-z]*x86_64\.whl$")
 # Fields of a release file that the table uses; everything else (URLs, digests of other
 # files, metadata) is dropped from the recording.
 FILE_FIELDS = ("filename", "packagetype", "upload_time_iso_8601", "yanked")
-
-
-def _ver(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
 
 
 # ------------------------------------------------------------------------- PyPI
@@ -131,7 +128,7 @@ def final_releases(answer: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     x86_64 wheel (NVIDIA's apt repositories follow the same versions). ``released`` is the upload
     date of that wheel.
     """
-    best: dict[str, tuple[tuple[int, ...], str, str]] = {}
+    best: dict[str, tuple[Version, str, str]] = {}
     for version, files in (answer.get("releases") or {}).items():
         match = FINAL_RE.match(version)
         if not match or int(match.group("major")) != MAJOR:
@@ -147,17 +144,17 @@ def final_releases(answer: Mapping[str, Any]) -> dict[str, dict[str, str]]:
             continue
         released = min(str(f.get("upload_time_iso_8601") or "")[:10] for f in wheels)
         minor = f"{match.group('major')}.{match.group('minor')}"
-        key = _ver(version)
+        key = Version(version)
         if minor not in best or key > best[minor][0]:
             best[minor] = (key, version, released)
-    return {m: {"version": v, "released": d} for m, (_, v, d) in sorted(best.items(), key=lambda kv: _ver(kv[0]))}
+    return {m: {"version": v, "released": d} for m, (_, v, d) in sorted(best.items(), key=lambda kv: Version(kv[0]))}
 
 
 def _block(blocks: Iterable[Mapping[str, Any]], minor: str, what: str) -> Mapping[str, Any]:
     for block in blocks:
-        low = _ver(str(block["from"]))
-        high = _ver(str(block["to"])) if block.get("to") is not None else None
-        if _ver(minor) >= low and (high is None or _ver(minor) <= high):
+        low = Version(str(block["from"]))
+        high = Version(str(block["to"])) if block.get("to") is not None else None
+        if Version(minor) >= low and (high is None or Version(minor) <= high):
             return block
     raise SystemExit(f"gen_cudnn_table: no {what} block of the support matrix file covers cuDNN {minor}")
 

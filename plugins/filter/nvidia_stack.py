@@ -153,12 +153,9 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.aiws.workstation.plugins.plugin_utils import nvidia
+from ansible_collections.aiws.workstation.plugins.plugin_utils.versions import version_key
 
 FLAVORS = ("auto", "open", "proprietary")
-
-
-def _ver(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
 
 
 def _fail(option: str, allowed: str, value: Any) -> AnsibleFilterError:
@@ -281,7 +278,7 @@ def _resolve(gpus: Sequence[Any], pol: dict[str, Any]) -> list[Gpu]:
             elif flavors == {"proprietary"}:
                 gpu.flavor_why = f"the open kernel modules need Turing or newer; {gpu.label} needs the proprietary ones"
             gpu.flavors = frozenset(flavors)
-            gpu.min_cuda = max([str(rules.get("min_cuda", "12.0")), cc_cuda.get(gpu.cc or "", "12.0")], key=_ver)
+            gpu.min_cuda = max([str(rules.get("min_cuda", "12.0")), cc_cuda.get(gpu.cc or "", "12.0")], key=version_key)
         key = (gpu.pci_id, gpu.name, gpu.arch, gpu.cc)
         if key in grouped:
             grouped[key].count += 1
@@ -362,7 +359,7 @@ def _distro_candidates(
 
 def _cudnn_fit(row: dict[str, Any], cuda: str, archs: set[str]) -> bool:
     low, high = row["cuda12"]
-    return _ver(low) <= _ver(cuda) <= _ver(high) and archs <= set(row["architectures"])
+    return version_key(low) <= version_key(cuda) <= version_key(high) and archs <= set(row["architectures"])
 
 
 @dataclass
@@ -452,19 +449,19 @@ def _cuda_choices(pol: dict[str, Any], req: Request, current: list[Gpu], reasons
     """Phase 2: the CUDA releases, newest first, that the request, the GPUs and NVIDIA's repository for
     the distribution allow; none, with the reasons why, when nothing fits."""
     releases: dict[str, Any] = pol["cuda"]["releases"]
-    cuda_list = sorted(releases, key=_ver, reverse=True) if req.cuda == pol["cuda"]["major"] else [req.cuda]
-    need_cuda = max([g.min_cuda for g in current] or ["12.0"], key=_ver)
+    cuda_list = sorted(releases, key=version_key, reverse=True) if req.cuda == pol["cuda"]["major"] else [req.cuda]
+    need_cuda = max([g.min_cuda for g in current] or ["12.0"], key=version_key)
     repo_min = str(req.dist.get("cuda_min", "12.0"))
-    ok_cuda = [c for c in cuda_list if _ver(c) >= _ver(need_cuda) and _ver(c) >= _ver(repo_min)]
+    ok_cuda = [c for c in cuda_list if version_key(c) >= version_key(need_cuda) and version_key(c) >= version_key(repo_min)]
     if not ok_cuda:
-        if _ver(req.cuda) < _ver(need_cuda):
+        if version_key(req.cuda) < version_key(need_cuda):
             for gpu in current:
-                if _ver(gpu.min_cuda) > _ver(req.cuda):
+                if version_key(gpu.min_cuda) > version_key(req.cuda):
                     reasons.append(
                         f"CUDA {req.cuda} cannot drive {gpu.title()}: it needs CUDA {gpu.min_cuda} or newer;"
                         " ask for cuda '12' or a newer 12.x"
                     )
-        if _ver(req.cuda) < _ver(repo_min):
+        if version_key(req.cuda) < version_key(repo_min):
             reasons.append(
                 f"NVIDIA's {req.dist['cuda_repo']} repository carries CUDA {repo_min} and newer only, so CUDA"
                 f" {req.cuda} cannot be installed on {req.distro}; ask for a newer 12.x or another distro"
@@ -537,7 +534,7 @@ def _choose_branch(
     note = f" ({branch.note})" if branch.note else ""
     reasons.append(
         f"driver branch {branch.branch}{note}: {why}; it supports CUDA up to"
-        f" {max((c for c in releases if int(releases[c]['min_branch']) <= branch.branch), key=_ver)}"
+        f" {max((c for c in releases if int(releases[c]['min_branch']) <= branch.branch), key=version_key)}"
         + (f"; GPUs need at least {max(g.min_branch for g in current)}" if current else "")
     )
     return chosen
@@ -637,7 +634,7 @@ def nvidia_stack(
     cudnn_releases: dict[str, Any] = pol["cudnn"]["releases"]
     archs = {g.arch for g in current}
     cudnn_list = (
-        sorted(cudnn_releases, key=_ver, reverse=True) if req.cudnn == pol["cudnn"]["major"] else [req.cudnn]
+        sorted(cudnn_releases, key=version_key, reverse=True) if req.cudnn == pol["cudnn"]["major"] else [req.cudnn]
     )
 
     def pick_cudnn(cuda_ver: str) -> str | None:
@@ -686,7 +683,7 @@ def _finish(
         limits = [f"repository {dist['cuda_repo']} from {dist.get('cuda_min', '12.0')}"]
         if chosen is not None:
             limits.append(f"driver {chosen.branch}")
-        need = [g for g in current if _ver(g.min_cuda) > (12, 0)]
+        need = [g for g in current if version_key(g.min_cuda) > (12, 0)]
         if need:
             limits.append(", ".join(f"{g.title()} needs {g.min_cuda}+" for g in need))
         reasons.append(
@@ -768,7 +765,7 @@ def _samples(
         reasons.append(f"cuDNN {version} samples: a Makefile in every sample; the mnistCUDNN check builds it with make")
         return samples
     have = dist.get("cmake") or {}
-    ok = bool(have) and (not need or _ver(str(have["version"])) >= _ver(need))
+    ok = bool(have) and (not need or version_key(str(have["version"])) >= version_key(need))
     where = f" from {have['release']}" if have.get("release") else ""
     if ok:
         spec = f"{cudnn['cmake_package']}>={need}" if need else str(cudnn["cmake_package"])

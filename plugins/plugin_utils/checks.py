@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.aiws.workstation.plugins.plugin_utils import parsers
+from ansible_collections.aiws.workstation.plugins.plugin_utils.versions import version_key
 
 SCHEMA = 1
 STATUSES = ("pass", "fail", "skip")
@@ -91,10 +92,6 @@ def _cmake_archs(plan: Mapping[str, Any]) -> str:
     """CMAKE_CUDA_ARCHITECTURES for the GPUs of the plan ("89;120"), "" = CMake's default."""
     caps = sorted({str(g.get("compute_capability")) for g in plan.get("gpus") or [] if g.get("compute_capability")})
     return ";".join(cap.replace(".", "") for cap in caps if re.fullmatch(r"\d+\.\d+", cap))
-
-
-def _ver(text: Any) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", str(text or "")))
 
 
 def _result(reg: Any) -> dict[str, Any] | None:
@@ -344,7 +341,7 @@ def _judge_driver(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dic
     # Branch (and exact version when the driver stage recorded one).
     driver_fact = _fact(probe.get("facts"), "driver") or {}
     want_version = driver_fact.get("version")
-    ok = (branch is None or _ver(driver)[:1] == (int(branch),)) and (not want_version or str(want_version) == driver)
+    ok = (branch is None or version_key(driver)[:1] == (int(branch),)) and (not want_version or str(want_version) == driver)
     exp = exp_branch + (f", version {want_version}" if want_version else "")
     checks.append(_check("driver_branch", "pass" if ok else "fail", exp, driver,
                          None if ok else (
@@ -378,7 +375,7 @@ def _judge_driver(probe: Mapping[str, Any], todo: Mapping[str, Any]) -> list[dic
         checks.append(_check("driver_cuda", "fail", expected["driver_cuda"], "nvidia-smi shows no CUDA version",
                              "the driver's CUDA library (libcuda) is missing: reinstall the driver's user-space packages"))
     else:
-        ok = _ver(smi_cuda)[:2] >= _ver(cuda_planned)[:2]
+        ok = version_key(smi_cuda)[:2] >= version_key(cuda_planned)[:2]
         checks.append(_check("driver_cuda", "pass" if ok else "fail", expected["driver_cuda"], smi_cuda,
                              None if ok else (
                                  f"driver {driver} supports CUDA up to {smi_cuda}: install a newer branch "
