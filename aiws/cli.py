@@ -34,7 +34,7 @@ import ansible_collections.aiws.workstation.plugins.plugin_utils.report as fleet
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m aiws.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m aiws.report", description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("-i", "--inventory", default="lab", help="inventory path (default: lab, relative to the repository)")
     p.add_argument("-l", "--limit", default=None, help="limit to these hosts or groups (ansible pattern)")
     p.add_argument("-o", "--out", default=None, help="report folder (default: <repository>/reports)")

@@ -34,6 +34,9 @@ mypy --strict aiws roles/*/files/*.py
 mypy tests scripts tools
 mypy molecule/default/tests  # apart: its conftest.py would clash with tests/unit's
 
+step "ansible-test sanity (the collection as built, in a scratch ansible_collections tree)"
+scripts/sanity.sh
+
 step "ansible-playbook --syntax-check / --list-tasks"
 ansible-playbook site.yml -i lab --syntax-check
 ansible-playbook site.yml -i lab --list-tasks >/dev/null

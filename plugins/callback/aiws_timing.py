@@ -1,3 +1,5 @@
+# Copyright (c) aiws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """aiws_timing: record how long each play, role and task took, and what each host did, as JSON."""
 
@@ -11,11 +13,11 @@ description:
   - Records, for one C(ansible-playbook) run, the wall time of every play (a stage of site.yml), of
     every task (from its start to the next task's start, as ansible.posix.profile_tasks measures it),
     each host's time in each task, and per host the tasks run, changed and skipped and the module
-    calls made on it (loop items counted one by one; controller-side actions such as set_fact,
-    assert and debug are not module calls).
+    calls made on it (loop items counted one by one; controller-side actions such as C(set_fact),
+    C(assert) and C(debug) are not module calls).
   - Writes the record when the playbook ends, to O(output_file). Prints nothing.
   - scripts/bench.py enables it for C(make bench); any run can, with
-    C(ANSIBLE_CALLBACKS_ENABLED=aiws_timing AIWS_TIMING_FILE=run.json).
+    C(ANSIBLE_CALLBACKS_ENABLED=aiws.workstation.aiws_timing AIWS_TIMING_FILE=run.json).
 requirements:
   - enabled through callbacks_enabled
 options:

@@ -1,3 +1,6 @@
+# Copyright (c) aiws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Filters of the apt_mirror role: turn a mirror profile into apt sources, read existing sources.
 
 apt_mirror_sources(mirror, distro, codename, deb_arch, **policy) -> the files to write:
@@ -201,7 +204,7 @@ def apt_mirror_parse_sources(text: str) -> list[dict[str, Any]]:
                 if line[0] in " \t" and key:
                     fields[key] += " " + line.strip()
                     continue
-                k, _, v = line.partition(":")
+                k, _sep, v = line.partition(":")
                 key = k.strip().lower()
                 fields[key] = v.strip()
             if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":

@@ -34,12 +34,12 @@ options:
     description: Probes at the same time at most.
     type: int
     default: 16
-author: aiws contributors
+author: aiws contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Probe every URL the plan will use
-  aiws_url_probe:
+  aiws.workstation.aiws_url_probe:
     urls:
       - {url: "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/x86_64/InRelease",
          set_by: "mirror profile official (nvidia_cuda)", via: apt}
@@ -54,14 +54,30 @@ results:
   type: list
   elements: dict
   contains:
-    url: {description: The URL, credentials replaced by ***., type: str}
-    set_by: {description: What set it., type: str}
-    ok: {description: Whether it answered with a success (2xx, 3xx followed, 416)., type: bool}
-    status: {description: HTTP status, or null when no answer came., type: int}
-    error: {description: Why it failed, in words., type: str}
-    proxy: {description: The proxy used (credentials replaced), or DIRECT., type: str}
-    seconds: {description: How long the probe took., type: float}
-    line: {description: "The outcome in one line: URL, answer or error, what set it, the proxy.", type: str}
+    url:
+      description: The URL, credentials replaced by ***.
+      type: str
+    set_by:
+      description: What set it.
+      type: str
+    ok:
+      description: Whether it answered with a success (2xx, 3xx followed, 416).
+      type: bool
+    status:
+      description: HTTP status, or null when no answer came.
+      type: int
+    error:
+      description: Why it failed, in words.
+      type: str
+    proxy:
+      description: The proxy used (credentials replaced), or DIRECT.
+      type: str
+    seconds:
+      description: How long the probe took.
+      type: float
+    line:
+      description: "The outcome in one line: URL, answer or error, what set it, the proxy."
+      type: str
 failed_urls:
   description: The results that failed.
   returned: always

@@ -1,4 +1,5 @@
 # Copyright (c) aiws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The verification checks: what to probe on a host, and how to judge what the probes printed.
 
@@ -59,7 +60,7 @@ CUDNN_SAMPLES = "/usr/src/cudnn_samples_v9"
 
 def _fact(facts: Mapping[str, Any] | None, stage: str) -> dict[str, Any] | None:
     """A stage's local fact as a dict, or None when it is absent or unreadable."""
-    name, _ = STAGE_FACTS[stage]
+    name, _label = STAGE_FACTS[stage]
     value = (facts or {}).get(name)
     return dict(value) if isinstance(value, Mapping) and value else None
 
@@ -123,7 +124,8 @@ def _first_line(text: str, limit: int = 200) -> str:
 
 
 def _check(check: str, status: str, expected: Any = None, observed: Any = None, hint: str | None = None) -> dict[str, Any]:
-    assert status in STATUSES, status
+    if status not in STATUSES:
+        raise ValueError(f"check {check}: status must be one of {', '.join(STATUSES)}; got {status!r}")
     return {
         "check": check,
         "title": CHECK_TITLES[check],

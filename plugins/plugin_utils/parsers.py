@@ -1,4 +1,5 @@
 # Copyright (c) aiws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Parsers for what the verification commands print. Pure functions: text in, plain data out.
 

@@ -1,4 +1,5 @@
 # Copyright (c) aiws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The fleet report: every host's verification in one JSON, Markdown and self-contained HTML page.
 
@@ -355,4 +356,3 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
         path.chmod(0o644)
         paths.append(path)
     return paths
-

@@ -59,7 +59,7 @@ def test_the_artifact_carries_the_collection_and_none_of_the_development_tree(in
     # MANIFEST.json and FILES.json stand for galaxy.yml in a built collection.
     assert {"MANIFEST.json", "FILES.json", "meta", "roles", "plugins", "playbooks", "data", "aiws",
             "README.md", "LICENSE", "CHANGELOG.md"} <= top
-    assert not top & {".git", ".venv", ".cache", "collections", "molecule", "tests", "scripts", "tools"}, sorted(top)
+    assert not top & {".git", ".venv", ".cache", "collections", "molecule", "tests", "scripts", "tools", "lab"}, sorted(top)
 
 
 def test_the_installed_site_playbook_resolves_every_role_and_task(installed: dict) -> None:

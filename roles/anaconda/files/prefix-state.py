@@ -47,7 +47,7 @@ def mount_point(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--prefix", required=True, type=Path)
     prefix = p.parse_args(argv).prefix
     on = prefix

@@ -218,7 +218,7 @@ def branch_of(version: str) -> str | None:
 def dpkg_gt(runner: Runner, a: str, b: str) -> bool:
     if not b:
         return True
-    rc, _, _ = runner(["dpkg", "--compare-versions", a, "gt", b])
+    rc, _out, _err = runner(["dpkg", "--compare-versions", a, "gt", b])
     return rc == 0
 
 
@@ -423,10 +423,10 @@ def module_version(runner: Runner, release: str | None) -> dict[str, str]:
     if not release:
         return {"version": "", "file": ""}
     for name in ("nvidia", "nvidia-current"):
-        rc, out, _ = runner(["modinfo", "-k", release, "-F", "version", name])
+        rc, out, _err = runner(["modinfo", "-k", release, "-F", "version", name])
         version = out.strip().splitlines()[0] if rc == 0 and out.strip() else ""
         if version:
-            rc, out, _ = runner(["modinfo", "-k", release, "-n", name])
+            rc, out, _err = runner(["modinfo", "-k", release, "-n", name])
             return {"version": version, "file": out.strip() if rc == 0 else ""}
     return {"version": "", "file": ""}
 
@@ -470,24 +470,24 @@ def reboot_decision(
                 "reasons": [f"no kernel image package is installed (running {running}): nothing to compare"]}
     return {"needed": False, "state": "no-module",
             "reasons": [(f"no nvidia module is installed for kernel {boot_release}: DKMS did not build it "
-                        "(see `dkms status` and /var/lib/dkms/nvidia*/*/build/make.log; are "
-                        f"linux-headers-{boot_release} installed?)")]}
+                         "(see `dkms status` and /var/lib/dkms/nvidia*/*/build/make.log; are "
+                         f"linux-headers-{boot_release} installed?)")]}
 
 
 # --------------------------------------------------------------------------- the probe
 
 
 def probe(args: argparse.Namespace, runner: Runner = run, read: Callable[[str], bytes | None] = read_file) -> dict[str, Any]:
-    rc, out, _ = runner(["dpkg-query", "-W", "-f",
-                         "${db:Status-Abbrev}\t${Package}\t${Version}\t${Maintainer}\t${Depends}\n"])
+    rc, out, _err = runner(["dpkg-query", "-W", "-f",
+                            "${db:Status-Abbrev}\t${Package}\t${Version}\t${Maintainer}\t${Depends}\n"])
     installed = parse_dpkg_status(out if rc == 0 else "")
-    rc, out, _ = runner(["uname", "-r"])
+    rc, out, _err = runner(["uname", "-r"])
     running = out.strip()
 
     kernel = boot_kernel(installed, runner)
     target = None
     if kernel["meta"]:
-        rc, out, _ = runner(["apt-cache", "show", "--no-all-versions", kernel["meta"]])
+        rc, out, _err = runner(["apt-cache", "show", "--no-all-versions", kernel["meta"]])
         target = meta_target(parse_show_depends(out)) if rc == 0 else None
         target = target or kernel["release"]
     kernel["target"] = target
@@ -504,12 +504,12 @@ def probe(args: argparse.Namespace, runner: Runner = run, read: Callable[[str], 
         abi = f"linux-modules-nvidia-{args.flavour}-{target}" if target else None
         if abi:
             names.append(abi)
-        rc, out, _ = runner(["apt-cache", "policy", *names])
+        rc, out, _err = runner(["apt-cache", "policy", *names])
         pol = parse_policy(out) if rc == 0 else {}
         has = {n: bool((pol.get(n) or {}).get("candidate")) for n in names}
         rdeps: list[str] = []
         if abi and has.get(abi):
-            rc, out, _ = runner(["apt-cache", "rdepends", abi])
+            rc, out, _err = runner(["apt-cache", "rdepends", abi])
             rdeps = [line.strip().lstrip("|") for line in out.splitlines()[2:]] if rc == 0 else []
         modules = modules_choice(args.flavour, kernel["meta"], target, has, rdeps)
         ud = ubuntu_drivers_result(args.flavour, args.gpgpu, modules, installed)
@@ -519,9 +519,9 @@ def probe(args: argparse.Namespace, runner: Runner = run, read: Callable[[str], 
     policy: dict[str, dict[str, Any]] = {}
     sources: dict[str, dict[str, str]] = {}
     if driverish and args.source != "cuda":
-        rc, out, _ = runner(["apt-cache", "policy", *driverish])
+        rc, out, _err = runner(["apt-cache", "policy", *driverish])
         policy = parse_policy(out) if rc == 0 else {}
-        rc, out, _ = runner(["apt-cache", "policy"])
+        rc, out, _err = runner(["apt-cache", "policy"])
         sources = parse_policy_sources(out) if rc == 0 else {}
     guard = foreign(args.source, installed, policy, sources)
 

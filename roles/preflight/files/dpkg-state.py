@@ -38,7 +38,7 @@ def holder(admindir: Path) -> dict[str, Any] | None:
             continue
         try:
             probe = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-            l_type, _, _, _, pid = struct.unpack("hhqqi", fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+            l_type, _whence, _start, _len, pid = struct.unpack("hhqqi", fcntl.fcntl(fd, fcntl.F_GETLK, probe))
         finally:
             os.close(fd)
         if l_type != fcntl.F_UNLCK:
@@ -51,7 +51,7 @@ def holder(admindir: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--wait", type=int, default=0, help="seconds to wait for another apt or dpkg run")
     p.add_argument("--admindir", type=Path, default=Path("/var/lib/dpkg"), help="dpkg's database (as dpkg --admindir)")
     args = p.parse_args(argv)

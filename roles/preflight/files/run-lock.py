@@ -137,7 +137,7 @@ def take(path: Path, run: dict[str, Any], takeover: str | None) -> dict[str, Any
 
 def release(path: Path, run: dict[str, Any]) -> dict[str, Any]:
     with guarded(path):
-        holder, _ = load(path)
+        holder, _problem = load(path)
         if holder is None:
             return {"state": "absent"}
         if holder["run_id"] != run["run_id"]:
@@ -147,7 +147,7 @@ def release(path: Path, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("action", choices=["take", "release", "show"])
     p.add_argument("--file", required=True, type=Path)
     p.add_argument("--run", default="{}", help="this run, as JSON")

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Compile (compile) or build and run (run) a minimal CUDA program in a scratch directory,
 # from a fresh login shell, so PATH comes from /etc/profile and /etc/profile.d as a user gets it.
 #   cuda-sample.sh compile|run [nvcc flags...]

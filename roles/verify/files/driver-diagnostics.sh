@@ -8,7 +8,10 @@ if command -v mokutil >/dev/null 2>&1; then
   echo "secure_boot=$(mokutil --sb-state 2>&1 | head -n 1)"
 else
   # The SecureBoot EFI variable: 4 attribute bytes, then 1 = enabled.
-  var=$(ls /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | head -n 1)
+  var=
+  for f in /sys/firmware/efi/efivars/SecureBoot-*; do
+    if [ -e "$f" ]; then var=$f; break; fi
+  done
   if [ -n "$var" ] && [ "$(od -An -t u1 -j 4 -N 1 "$var" 2>/dev/null | tr -d ' ')" = 1 ]; then
     echo "secure_boot=SecureBoot enabled"
   elif [ -n "$var" ]; then

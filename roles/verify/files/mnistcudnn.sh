@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build cuDNN's mnistCUDNN sample the way the installed samples ship it, in a scratch directory,
 # and run it, from a fresh login shell (PATH from /etc/profile.d, as a user gets it).
 #   mnistcudnn.sh /usr/src/cudnn_samples_v9 [CUDA architectures for CMake, e.g. "89;120"]
