@@ -88,9 +88,10 @@ def test_the_installed_plugins_plan_a_gpu_with_their_data(installed: dict) -> No
 def test_one_version_everywhere() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     package = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "aiws/__init__.py").read_text(), re.MULTILINE)
-    released = re.findall(r"^## (\d+\.\d+\.\d+) — \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
-    assert package and released
-    assert GALAXY["version"] == project == package.group(1) == released[0]
+    releases = yaml.safe_load((ROOT / "changelogs/changelog.yaml").read_text())["releases"]
+    newest = max(releases, key=lambda v: tuple(int(p) for p in v.split(".")))
+    assert package
+    assert GALAXY["version"] == project == package.group(1) == newest
     runtime = yaml.safe_load((ROOT / "meta/runtime.yml").read_text())
     assert runtime["requires_ansible"].startswith(">=2.19")
 
@@ -159,3 +160,18 @@ def test_every_use_of_a_project_filter_names_it_in_full() -> None:
             text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
             short += [f"{path.relative_to(ROOT)}: {m.group(1)}" for m in bare.finditer(text)]
     assert not short, short
+
+
+def test_the_changelog_is_kept_as_collections_keep_it(tmp_path: Path) -> None:
+    """Fragments lint clean, and CHANGELOG.md is what antsibull-changelog writes from changelog.yaml
+    (a release is made with the tool, never by editing the file)."""
+    lint = subprocess.run([tool("antsibull-changelog"), "lint"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
+    for name in ("galaxy.yml", "CHANGELOG.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "changelogs", tmp_path / "changelogs")
+    generate = subprocess.run([tool("antsibull-changelog"), "generate"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert generate.returncode == 0, generate.stdout + generate.stderr
+    assert (tmp_path / "CHANGELOG.md").read_text() == (ROOT / "CHANGELOG.md").read_text()
