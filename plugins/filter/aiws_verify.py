@@ -1,14 +1,14 @@
 # Copyright (c) aiws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters for roles/verify and roles/report: thin wrappers around the `aiws` package at the repository root.
+"""Filters for roles/verify and roles/report: thin wrappers around the collection's plugin_utils (checks, report).
 
 aiws_verify_todo(plan, facts, pci_gpus, options)  which probes to run on a host, and why not (plugin_utils.checks.plan_probes)
 aiws_verify_judge(probe)                          the host's checks and summary (plugin_utils.checks.judge)
 aiws_fleet_report(hosts, hostvars, generated, source, others)
                                                   the fleet report from every host's verify_result, or the stage and
                                                   error that stopped it (aiws_failure; plugin_utils.report)
-aiws_report_render(report, format)                the report as json, markdown or html text
+aiws_report_render(fleet, fmt="json")             the report as json, markdown or html text
 """
 
 from __future__ import annotations

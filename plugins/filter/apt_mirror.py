@@ -3,15 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters of the apt_mirror role: turn a mirror profile into apt sources, read existing sources.
 
-apt_mirror_sources(mirror, distro, codename, deb_arch, **policy) -> the files to write:
-    {"format": "oneline"|"deb822", "path": <file>, "other": <file to neutralise>,
-     "keyring": <Signed-By>, "stanzas": [{"types", "uri", "suites", "components", "role"}], "notes": [...]}
-    or {"keep_system": True, ...} when the profile names no archive for this distribution
-    (the `official` profile on Debian: the system's own sources stay or come back).
-apt_mirror_parse_sources(text) -> [{"types", "uri", "suites", "components"}] of one-line or deb822 text.
-apt_mirror_via_cache(url, proxy) -> http://HTTPS///host/path for https URLs when a cache proxy is set.
-apt_mirror_probe_urls(render, mirror) -> the InRelease file apt-get update fetches first from each archive
-    of a render, with the profile key that named the archive (for preflight's probe).
+Eleven filters, each documented in the YAML file of its name beside this one
+(`ansible-doc -t filter aiws.workstation.<name>`): apt_mirror_sources (the files to write for a
+profile), apt_mirror_parse_sources (the entries of one-line and deb822 text), apt_mirror_security_uris,
+apt_mirror_via_cache, apt_mirror_probe_urls, apt_mirror_failed_urls, apt_mirror_backup_name,
+apt_mirror_manifest_entry, apt_mirror_race_line, apt_mirror_originals and apt_mirror_candidates.
 """
 
 from __future__ import annotations
@@ -192,37 +188,41 @@ _ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.
 
 
 def apt_mirror_parse_sources(text: str) -> list[dict[str, Any]]:
-    """Entries of a one-line sources.list or a deb822 .sources text (disabled ones left out)."""
+    """Entries of sources in either format, or both at once (disabled ones left out).
+
+    The role reads sources.list and ubuntu.sources/debian.sources as one text, so a host that keeps
+    one-line entries beside a deb822 file gives both: each one-line entry is taken where it stands,
+    and the deb822 fields of a blank-line separated stanza make one entry per URI.
+    """
     entries: list[dict[str, Any]] = []
-    if re.search(r"(?mi)^(Types|URIs):", text or ""):
-        for block in re.split(r"\n\s*\n", text):
-            fields: dict[str, str] = {}
-            key = None
-            for line in block.splitlines():
-                if line.startswith("#") or not line.strip():
-                    continue
-                if line[0] in " \t" and key:
-                    fields[key] += " " + line.strip()
-                    continue
-                k, _sep, v = line.partition(":")
-                key = k.strip().lower()
-                fields[key] = v.strip()
-            if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":
+    for block in re.split(r"\n\s*\n", text or ""):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.splitlines():
+            if line.lstrip().startswith("#") or not line.strip():
                 continue
-            for uri in fields["uris"].split():
-                entries.append(
-                    {
-                        "types": fields.get("types", "deb").split(),
-                        "uri": uri,
-                        "suites": fields.get("suites", "").split(),
-                        "components": fields.get("components", "").split(),
-                    }
-                )
-        return entries
-    for line in (text or "").splitlines():
-        m = _ONELINE.match(line)
-        if m:
-            entries.append({"types": [m.group(1)], "uri": m.group(2), "suites": [m.group(3)], "components": m.group(4).split()})
+            m = _ONELINE.match(line)
+            if m:
+                entries.append({"types": [m.group(1)], "uri": m.group(2), "suites": [m.group(3)], "components": m.group(4).split()})
+                key = None
+                continue
+            if line[0] in " \t" and key:
+                fields[key] += " " + line.strip()
+                continue
+            k, _sep, v = line.partition(":")
+            key = k.strip().lower()
+            fields[key] = v.strip()
+        if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":
+            continue
+        for uri in fields["uris"].split():
+            entries.append(
+                {
+                    "types": fields.get("types", "deb").split(),
+                    "uri": uri,
+                    "suites": fields.get("suites", "").split(),
+                    "components": fields.get("components", "").split(),
+                }
+            )
     return entries
 
 

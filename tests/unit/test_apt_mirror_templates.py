@@ -232,6 +232,20 @@ def test_parse_sources_reads_both_formats() -> None:
     assert F.apt_mirror_security_uris(entries, "bookworm") == ["http://s.example/debian-security"]
 
 
+def test_parse_sources_keeps_one_line_entries_beside_a_deb822_file() -> None:
+    """read.yml reads sources.list and debian.sources as one text: a host with entries in both (and no
+    blank line between the files) must give all of them, in the order they stand."""
+    text = "deb http://one.example/debian bookworm main\n# deb http://off.example/debian bookworm main\n" \
+           "Types: deb\nURIs: http://m.example/debian\nSuites: bookworm\nComponents: main\n\n" \
+           "Types: deb\nURIs: http://s.example/debian-security\nSuites: bookworm-security\nComponents: main\n"
+    entries = F.apt_mirror_parse_sources(text)
+    assert [e["uri"] for e in entries] == ["http://one.example/debian", "http://m.example/debian",
+                                           "http://s.example/debian-security"]
+    assert entries[0] == {"types": ["deb"], "uri": "http://one.example/debian", "suites": ["bookworm"],
+                          "components": ["main"]}
+    assert F.apt_mirror_security_uris(entries, "bookworm") == ["http://s.example/debian-security"]
+
+
 def test_failed_urls_name_only_the_mirrors_own_failures() -> None:
     stderr = (
         "E: Failed to fetch http://127.0.0.1:8119/debian/dists/bookworm/InRelease  Could not connect\n"
