@@ -227,9 +227,10 @@ HTTP_OPT_IN = "aiws_mirror_allow_http"
 
 
 def redact(url: Any) -> str:
-    """The URL with any user name and password replaced by ***, safe to print."""
+    """The URL with any user name and password replaced by ***, safe to print. The credentials end at the
+    authority's last @ (a password may hold a raw @), the authority at the first /, ? or #."""
     text = str(url)
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@", r"\1***@", text)
 
 
 def url_problem(url: Any, allow_http: bool = False) -> str | None:
@@ -318,8 +319,8 @@ def _check_block(value: Any, schema: Mapping[str, Any], where: str, ctx: Mapping
         key = str(key)
         if key not in schema:
             guess = _suggest(key, schema, where, ctx["every"], ctx["root"])
-            hint = f" did you mean {guess}?" if guess else ""
-            out.append(f"{where}.{key} is not a key of {ctx['source']} (valid here: {', '.join(schema)});{hint}")
+            hint = f"; did you mean {guess}?" if guess else "."
+            out.append(f"{where}.{key} is not a key of {ctx['source']} (valid here: {', '.join(schema)}){hint}")
             continue
         kind = schema[key]
         if isinstance(kind, Mapping):

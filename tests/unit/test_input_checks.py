@@ -56,7 +56,7 @@ def test_a_bad_mirror_profile_is_named_key_by_key(value: dict, expected: str) ->
 def test_python_mirrors_take_only_their_part_of_the_schema() -> None:
     problems = inputs.url_errors({"apt": {}, "pypi": "https://m.example/simple"}, "python_mirrors_mirror",
                                  schema=SCHEMA, keys=["pypi", "conda"])
-    assert problems == ["python_mirrors_mirror.apt is not a key of python_mirrors_mirror (valid here: conda, pypi);"]
+    assert problems == ["python_mirrors_mirror.apt is not a key of python_mirrors_mirror (valid here: conda, pypi)."]
 
 
 def test_each_profile_of_a_mapping_is_checked() -> None:
@@ -179,3 +179,19 @@ def test_urls_are_attributed_to_the_profile_that_named_them() -> None:
     assert len(inputs.url_origins(entries, "tuna", skip_tags=["cuda", "pymirrors"])) == 2
     assert len(inputs.url_origins(entries, "tuna", apt_cache=True)) == 3
     assert [e["url"] for e in inputs.url_origins(entries, "auto")] == ["https://z/a.sh"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://alice:s3cret@mirror.example.org/pypi/simple", "https://***@mirror.example.org/pypi/simple"),
+        ("http://alice:p@ss@proxy.example.org:3128/", "http://***@proxy.example.org:3128/"),
+        ("http://token@mirror.example.org", "http://***@mirror.example.org"),
+        ("https://mirror.example.org/path/user@example", "https://mirror.example.org/path/user@example"),
+        ("https://mirror.example.org?who=a@b", "https://mirror.example.org?who=a@b"),
+        ("https://mirror.example.org/", "https://mirror.example.org/"),
+    ],
+)
+def test_redact_hides_the_whole_userinfo_even_with_an_at_sign_in_the_password(url: str, shown: str) -> None:
+    assert inputs.redact(url) == shown
+    assert "s3cret" not in shown and "p@ss" not in shown

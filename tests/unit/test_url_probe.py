@@ -105,3 +105,8 @@ def test_credentials_in_a_url_are_never_shown(web: str) -> None:
     (result,) = probe.run_probes([{"url": "http://user:url-pass-7@127.0.0.1:9/x", "set_by": "x"}], 1, 1, env={}, apt={})
     assert "url-pass-7" not in repr(result)
     assert result["url"] == "http://***@127.0.0.1:9/x"
+
+
+def test_the_probe_hides_the_whole_userinfo_even_with_an_at_sign_in_the_password() -> None:
+    assert probe.redact("http://alice:p@ss@proxy.example.org:3128/") == "http://***@proxy.example.org:3128/"
+    assert probe.redact("https://mirror.example.org/path/user@example") == "https://mirror.example.org/path/user@example"
