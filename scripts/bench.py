@@ -555,14 +555,21 @@ def main(argv: list[str] | None = None) -> int:
         mirror_port=mirror_port,
         fixture_port=env_int("AIWS_FIXTURE_PORT", 8089),
         cache_port=env_int("AIWS_APT_CACHE_PORT", 8101),
-        # sshd ports: the cache host on the base, workstation i on base + i (containers share the host network).
-        ssh_port_base=env_int("AIWS_BENCH_SSH_PORT", mirror_port + 10),
+        # sshd ports: the cache host on the base, workstation i on base + i (containers share the host network);
+        # clear of the fixture servers' ports (the simulated Ubuntu archive is on the mirror's port + 10).
+        ssh_port_base=env_int("AIWS_BENCH_SSH_PORT", mirror_port + 40),
         cache_dir=cache_dir,
         fixture_log=Path(os.environ["AIWS_FIXTURE_LOG"]),
         scratch=scratch,
         timeout=args.timeout,
         keep=args.keep,
     )
+    servers = {settings.fixture_port, settings.mirror_port, settings.cache_port,
+               env_int("AIWS_UBUNTU_ARCHIVE_PORT", mirror_port + 10)}
+    sshd = set(range(settings.ssh_port_base, settings.ssh_port_base + 9))
+    if servers & sshd:
+        raise SystemExit(f"bench: sshd ports {min(sshd)}-{max(sshd)} overlap the fixture servers' {sorted(servers & sshd)}; "
+                         "set AIWS_BENCH_SSH_PORT")
     scratch.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     results: dict[str, Any] = {"schema": 1, "machine": machine(), "note": args.note, "scratch": str(scratch),
