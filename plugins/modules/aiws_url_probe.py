@@ -99,13 +99,9 @@ import urllib.request
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aiws.workstation.plugins.module_utils.redact import redact
 
 USER_AGENT = "aiws-preflight (url probe)"
-
-
-def redact(url: str) -> str:
-    """The URL with any user name and password replaced by ***."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@", r"\1***@", url or "")
 
 
 def apt_proxy_config(text: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.aiws.workstation.plugins.module_utils.redact import redact as _redact
 
 ROOT = Path(__file__).resolve().parents[2]  # plugins/plugin_utils/inputs.py -> the collection root
 PROJECT_PREFIX = "aiws_"
@@ -227,10 +228,8 @@ HTTP_OPT_IN = "aiws_mirror_allow_http"
 
 
 def redact(url: Any) -> str:
-    """The URL with any user name and password replaced by ***, safe to print. The credentials end at the
-    authority's last @ (a password may hold a raw @), the authority at the first /, ? or #."""
-    text = str(url)
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@", r"\1***@", text)
+    """The URL with any user name and password replaced by ***, safe to print (any value, as text)."""
+    return _redact(str(url))
 
 
 def url_problem(url: Any, allow_http: bool = False) -> str | None:
