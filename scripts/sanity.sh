@@ -9,6 +9,7 @@
 # ansible-test runs at the project's ansible-core (requirements.txt) from a virtualenv of its own,
 # and keeps each sanity test's virtualenv in a home of its own; both live in the test cache
 # (/var/cache/aiws-test/ansible-test as root), so later runs reuse them.
+# AIWS_PYTHON picks the Python for them (default python3; the sanity tests run on its version).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
