@@ -14,10 +14,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import bench  # scripts/, on pytest's pythonpath (pyproject.toml)
 import bench_controller
 import bench_report
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
