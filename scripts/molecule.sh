@@ -14,16 +14,46 @@ set -euo pipefail
 # shellcheck source=scripts/fixtures-env.sh
 . "$(dirname "$0")/fixtures-env.sh"
 
+# The machines are reached over ssh, as a lab reaches its workstations (pipelining and a persistent
+# connection, as ansible.cfg sets them; molecule.yml): each runs sshd on its own loopback port, as
+# the containers share the host network — AIWS_SCENARIO_SSH_PORT (default: the apt mirror's port
+# + 20) and the next three — and lets root in with the test cache's key.
+export AIWS_SCENARIO_SSH_PORT="${AIWS_SCENARIO_SSH_PORT:-$((AIWS_APT_MIRROR_PORT + 20))}"
+export AIWS_TEST_SSH_KEY="$AIWS_TEST_CACHE/ssh/id_ed25519"
+hosts=(aiws-ada aiws-pascal aiws-u22-pascal aiws-u24-ada)
+suffix=${AIWS_TEST_SUFFIX:-main}
+if [ ! -e "$AIWS_TEST_SSH_KEY" ]; then
+  mkdir -p "$(dirname "$AIWS_TEST_SSH_KEY")" && chmod 0700 "$(dirname "$AIWS_TEST_SSH_KEY")"
+  ssh-keygen -q -t ed25519 -N '' -C "aiws-test" -f "$AIWS_TEST_SSH_KEY"
+fi
+# The inventory's host_vars (molecule.yml links them): they override the podman connection that
+# molecule's driver writes into the inventory. The host keys are the image's, made with each image
+# build, so they are not recorded (loopback only).
+host_vars="$AIWS_TEST_CACHE/scenario-$suffix/host_vars"
+rm -rf "$host_vars" && mkdir -p "$host_vars"
+for i in "${!hosts[@]}"; do
+  printf '%s\n' "# scripts/molecule.sh: ${hosts[i]} over ssh" "ansible_connection: ssh" "ansible_host: 127.0.0.1" \
+    "ansible_port: $((AIWS_SCENARIO_SSH_PORT + i))" "ansible_user: root" \
+    "ansible_ssh_private_key_file: $AIWS_TEST_SSH_KEY" \
+    "ansible_ssh_extra_args: -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR -o IdentitiesOnly=yes" \
+    > "$host_vars/${hosts[i]}-$suffix.yml"
+done
+
 # Each machine's /sys/firmware: an EFI variable store with Secure Boot off, fresh for every scenario
-# that creates the machines (tests flip it by writing SecureBoot-<guid> there; molecule.yml mounts it).
+# that creates the machines (tests flip it by writing SecureBoot-<guid> there; molecule.yml mounts it),
+# and its sshd settings (mounted at /etc/ssh/aiws-test; the image's ssh.service starts only with them).
 case "${1:-test}" in
   test|create)
-    suffix=${AIWS_TEST_SUFFIX:-main}
-    for host in aiws-ada aiws-pascal aiws-u22-pascal aiws-u24-ada; do
-      efivars="$AIWS_TEST_CACHE/machines/$host-$suffix/firmware/efi/efivars"
-      rm -rf "$AIWS_TEST_CACHE/machines/$host-$suffix"
-      mkdir -p "$efivars"
+    for i in "${!hosts[@]}"; do
+      machine="$AIWS_TEST_CACHE/machines/${hosts[i]}-$suffix"
+      efivars="$machine/firmware/efi/efivars"
+      rm -rf "$machine"
+      mkdir -p "$efivars" "$machine/ssh"
       printf '\006\000\000\000\000' > "$efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+      printf '%s\n' "Port $((AIWS_SCENARIO_SSH_PORT + i))" "ListenAddress 127.0.0.1" \
+        "PermitRootLogin prohibit-password" "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+        "AuthorizedKeysFile /etc/ssh/aiws-test/authorized_keys" > "$machine/ssh/sshd.conf"
+      install -m 0600 "$AIWS_TEST_SSH_KEY.pub" "$machine/ssh/authorized_keys"
     done
     ;;
 esac

@@ -126,7 +126,8 @@ if [ -n "${base:-}" ]; then
   exit 0
 fi
 
-packages=python3,sudo,systemd,systemd-sysv,dbus,iproute2,procps
+# openssh-server: the scenario reaches its machines over ssh, as a lab reaches its workstations.
+packages=python3,sudo,systemd,systemd-sysv,dbus,iproute2,procps,openssh-server
 script=()
 if [ "$family" = ubuntu ]; then
   # What an Ubuntu install has that the driver stage looks at: the archive keyring, a kernel with
@@ -158,6 +159,15 @@ if [ "$family" = ubuntu ]; then
   mkdir -p "$root/etc/systemd/system/sysinit.target.wants" "$root/var/lib/aiws-sim/sys/devices"
   ln -sf ../aiws-sim-boot.service "$root/etc/systemd/system/sysinit.target.wants/aiws-sim-boot.service"
 fi
+
+# sshd starts only where the test harness gives the machine its own port (the containers share the
+# host network): scripts/molecule.sh writes /etc/ssh/aiws-test/sshd.conf (port, loopback address,
+# the test key) into a folder that molecule.yml mounts there. A container without it runs no sshd.
+# pam_loginuid cannot write the login uid in a container: optional, or every login is refused.
+printf 'Include /etc/ssh/aiws-test/sshd.conf\n' > "$root/etc/ssh/sshd_config.d/00-aiws-test.conf"
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+printf '[Unit]\nConditionPathExists=/etc/ssh/aiws-test/sshd.conf\n' > "$root/etc/systemd/system/ssh.service.d/aiws-test.conf"
+sed -i -E 's/^session\s+required\s+pam_loginuid.so/session optional pam_loginuid.so/' "$root/etc/pam.d/sshd"
 
 # Make it look like a freshly installed machine that boots systemd quietly in a container.
 echo "aiws-test" > "$root/etc/hostname"

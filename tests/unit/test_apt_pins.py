@@ -196,3 +196,12 @@ def test_nvidia_driver_branch_pin_takes_580_not_590_nor_debians_535(pins: dict, 
     assert got["nvidia-open-580"][1] == {"580.65.06-1": 1001}
     assert got["nvidia-container-toolkit"][1] == {"1.17.8-1": 100}, "other NVIDIA products keep their priority"
     assert "NVIDIA CUDA" not in pins["debian-cuda-580"]["driver-pin"], "the plan's own source is not demoted"
+
+
+def test_the_driver_pin_names_its_packages_by_glob_not_by_regex() -> None:
+    """apt matches each pattern of a pin against every package name of the archive whenever it loads its
+    policy (every apt and apt-cache call) and compiles a /regex/ anew for each name: ten regexes cost
+    3.3 s per call on Debian 12's archive, the same names as globs 0.1 s. Measured in the scenario:
+    the driver stage's probe (four apt-cache calls) took 52 s of a 187 s no-op run of four hosts."""
+    names = yaml.safe_load((ROOT / "roles/nvidia_driver/vars/main.yml").read_text())["__nvidia_driver_pin_packages"].split()
+    assert names and not [n for n in names if n.startswith("/")], names
