@@ -26,7 +26,7 @@ command -v "$py" >/dev/null 2>&1 || die "no '$py' found: install Python 3.11 or 
 # System packages the container tests need. Installing them needs root.
 if $want_test; then
   need=()
-  for pair in podman:podman runc:runc debootstrap:debootstrap apt-ftparchive:apt-utils gpg:gnupg dpkg-deb:dpkg-dev; do
+  for pair in podman:podman runc:runc debootstrap:debootstrap apt-ftparchive:apt-utils gpg:gnupg dpkg-deb:dpkg-dev ssh:openssh-client ssh-keygen:openssh-client; do
     cmd=${pair%%:*} pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
   done
