@@ -256,8 +256,9 @@ class Fleet:
     def start_sshd(self, h: Host, key: Path) -> None:
         pub = key.with_suffix(".pub").read_text()
         script = (
-            f"printf 'Port {h.ssh_port}\\nListenAddress 127.0.0.1\\nPasswordAuthentication no\\n'"
-            " > /etc/ssh/sshd_config.d/aiws-bench.conf && ssh-keygen -A >/dev/null"
+            # where the test images' ssh.service looks for its settings (molecule/images/build.sh)
+            f"mkdir -p /etc/ssh/aiws-test && printf 'Port {h.ssh_port}\\nListenAddress 127.0.0.1\\nPasswordAuthentication no\\n'"
+            " > /etc/ssh/aiws-test/sshd.conf && ssh-keygen -A >/dev/null"
             f" && install -d -m 0700 -o {SSH_USER} -g {SSH_USER} /home/{SSH_USER}/.ssh"
             f" && printf '%s' \"$1\" > /home/{SSH_USER}/.ssh/authorized_keys"
             f" && chown {SSH_USER}: /home/{SSH_USER}/.ssh/authorized_keys && systemctl enable --now ssh.service >/dev/null 2>&1"
