@@ -98,6 +98,9 @@ def test_four_workstations_fetch_about_one_hosts_worth_through_the_cache(fleet: 
         proxy = podman("exec", client, "cat", "/etc/apt/apt.conf.d/01aiws-proxy").stdout
         assert f'Acquire::http::Proxy "http://127.0.0.1:{CACHE_PORT}/";' in proxy
         assert 'Acquire::https::Proxy "DIRECT";' in proxy
+        # apt retries what the cache fails at once: its delayed retry after apt-cacher-ng's 503 never came.
+        config = podman("exec", client, "apt-config", "dump").stdout
+        assert 'Acquire::Retries::Delay "false";' in config, config[-2000:]
     for client in CLIENTS:  # one after the other, so only the first can miss the cache
         install = podman("exec", "-e", "DEBIAN_FRONTEND=noninteractive", client,
                          "apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE, check=False)
@@ -137,6 +140,12 @@ def test_four_workstations_fetch_about_one_hosts_worth_through_the_cache(fleet: 
           f"{ {path: n for path, n in times.items() if n > 1} }")
     assert max(times.values()) < len(CLIENTS), times
     assert fleet_bytes <= 1.1 * one_host_bytes, (fleet_bytes, one_host_bytes, times)
+    # apt's index in two turns (aiws_plan.apt_cache_turn): the first client's apt-get update fills the cache,
+    # then the other three read the index files from it.
+    first_turn = run.stdout.split("Check the new sources with apt-get update (first of each kind)]", 1)[1]
+    first_turn = first_turn.split("TASK [", 1)[0]
+    results = sorted(re.findall(r"^(\w+): \[([^]]+)\]", first_turn, re.MULTILINE), key=lambda r: r[1])
+    assert results == [("changed", CLIENTS[0])] + [("skipping", c) for c in CLIENTS[1:]], first_turn
 
 
 def test_removing_the_cache_host_removes_the_proxy(fleet: Path) -> None:

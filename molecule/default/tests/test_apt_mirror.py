@@ -121,6 +121,19 @@ def test_dpkg_lock_wait_is_configured(host) -> None:
     assert 'DPkg::Lock::Timeout "600";' in conf.content_string
 
 
+def test_each_successful_apt_update_is_stamped(host) -> None:
+    """apt leaves /var/lib/apt/lists alone when no index changed; the stamp gives the index's real age
+    (the apt module's cache_valid_time, preflight's aiws_apt_index_age)."""
+    conf = host.file("/etc/apt/apt.conf.d/15aiws-update-stamp")
+    assert "APT::Update::Post-Invoke-Success" in conf.content_string and conf.mode == 0o644
+    stamp = "/var/lib/apt/periodic/update-success-stamp"
+    assert host.run(f"touch -d '-1 day' {stamp}").rc == 0
+    update = host.run("apt-get update -q")
+    assert update.rc == 0, update.stderr
+    age = int(host.check_output(f"echo $(( $(date +%s) - $(stat -c %Y {stamp}) ))"))
+    assert age < 300, f"apt-get update passed but the stamp is {age} s old"
+
+
 def test_choice_is_recorded(host) -> None:
     debian(host)
     fact = json.loads(host.file("/etc/ansible/facts.d/aiws_apt_mirror.fact").content_string)
@@ -206,6 +219,16 @@ def recap(run: subprocess.CompletedProcess[str], host: str = CYCLE_HOST) -> dict
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
 
 
+def task_results(run: subprocess.CompletedProcess[str], task: str) -> list[str]:
+    """The result lines ("ok: [host]", "skipping: [host]") under one task of a run's output."""
+    block = run.stdout.split(f"TASK [{task}]", 1)
+    assert len(block) == 2, f"no task {task!r} in the output"
+    return re.findall(r"^(?:ok|changed|skipping|failed|fatal): \[[^]]+\]", block[1].split("TASK [", 1)[0], re.MULTILINE)
+
+
+REFRESH = "apt_mirror : Refresh the apt package index when it is stale (first of each kind)"
+
+
 def read(path: str, name: str = CYCLE_HOST) -> bytes | None:
     out = subprocess.run(["podman", "exec", name, "cat", path], capture_output=True, check=False)
     return out.stdout if out.returncode == 0 else None
@@ -282,6 +305,8 @@ def test_cycle_3_auto_picks_the_fastest_healthy_mirror() -> None:
     assert fact["profile"] == "fast" and fact["auto_choice"] == "fast"
     again = converge(*auto_vars(candidates), "-e", "apt_mirror_security=official")
     assert recap(again)["changed"] == 0, "auto with a healthy previous choice must change nothing"
+    # The first run's apt-get update left a fresh index (preflight's aiws_apt_index_age): no apt module call.
+    assert task_results(again, REFRESH) == [f"skipping: [{CYCLE_HOST}]"]
 
 
 def test_cycle_4_auto_keeps_the_current_sources_when_none_answers() -> None:
@@ -319,5 +344,19 @@ def test_cycle_5_back_to_the_converged_mirror() -> None:
     """Leaves the host as the converge did (the re-run with changed=0 is molecule's idempotence step)."""
     run = converge()
     assert run.returncode == 0, run.stdout[-3000:]
+    # The index preflight found was fresh (cycle 4b's switch updated it): no apt module call.
+    assert task_results(run, REFRESH) == [f"skipping: [{CYCLE_HOST}]"]
     assert f"URIs: {MIRROR}/debian\n" in (read(SOURCES) or b"").decode()
     assert f"URIs: {MIRROR}/debian-security\n" in (read(SOURCES) or b"").decode()
+
+    # An index older than apt_mirror_cache_valid_time (3600 s; the apt module reads the lists folder's mtime
+    # where apt leaves no update-success-stamp) is refreshed by a run that switches nothing.
+    subprocess.run(["podman", "exec", CYCLE_HOST, "touch", "-d", "-2 hours", "/var/lib/apt/lists"], check=True)
+    subprocess.run(["podman", "exec", CYCLE_HOST, "rm", "-f", "/var/lib/apt/periodic/update-success-stamp"], check=True)
+    stale = converge()
+    assert recap(stale)["changed"] == 0, stale.stdout[-3000:]
+    assert task_results(stale, REFRESH) == [f"ok: [{CYCLE_HOST}]"]
+    stamp = "/var/lib/apt/periodic/update-success-stamp"
+    age = subprocess.run(["podman", "exec", CYCLE_HOST, "sh", "-c", f"echo $(( $(date +%s) - $(stat -c %Y {stamp}) ))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert int(age) < 600, f"apt's index was not refreshed: {age} s old"
