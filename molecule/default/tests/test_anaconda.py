@@ -72,6 +72,16 @@ def test_installed_version_and_record(ct) -> None:
     assert history.count("==> ") == 1, "the installer ran more than once"
 
 
+def test_installer_was_downloaded_in_the_background_from_the_driver_stage(ct) -> None:
+    """The driver stage started the download (tasks/prefetch.yml, async, beside the driver, CUDA and
+    cuDNN installs) and the Anaconda stage waited for it: ansible's record of that job says it fetched
+    the installer; the installer's own download task then found the file complete (one installer run)."""
+    jobs = ct.run("grep -l -s fetch-installer.sh /root/.ansible_async/*").stdout.split()
+    assert jobs, "no background download was started"
+    results = [json.loads(ct.file(job).content_string) for job in jobs]
+    assert any(r.get("rc") == 0 and "downloaded http" in r.get("stdout", "") for r in results), results
+
+
 def test_listed_users_are_group_members(ct) -> None:
     for user in ("alice", "bob"):
         assert GROUP in ct.user(user).groups

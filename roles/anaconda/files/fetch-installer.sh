@@ -1,13 +1,23 @@
 #!/bin/sh
 # Download an installer with curl, retrying and resuming a partial file between attempts.
-#   fetch-installer.sh URL DEST ATTEMPTS
+#   fetch-installer.sh URL DEST ATTEMPTS [SHA256]
 # A server that cannot resume (no Range support, HTTP 416 on a complete or foreign file) makes
 # the next attempt start over; 403, 404 and 410 stop at once. Checksum verification is the
-# caller's job.
+# caller's job; given SHA256, a file that already has it is not fetched again.
+# One download per folder at a time (flock on DEST's folder): a download started in the background
+# by an earlier run that is still going is waited for, not joined by a second curl on the same file.
 set -u
 url=$1
 dest=$2
 attempts=${3:-5}
+sha256=${4:-}
+if command -v flock >/dev/null 2>&1; then
+  exec 9<"$(dirname "$dest")" && flock 9
+fi
+if [ -n "$sha256" ] && [ -f "$dest" ] && [ "$(sha256sum "$dest" | cut -d' ' -f1)" = "$sha256" ]; then
+  echo "$dest is complete (sha256 $sha256)"
+  exit 0
+fi
 i=0
 while :; do
   i=$((i + 1))
